@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import JsonResponse
+
+OPEN_PATHS = ("/accounts/login/", "/static/", "/healthz")
+
+
+class LoginRequiredMiddleware:
+    """Every page needs a log-in, except the log-in page, static files and the health check."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated or request.path.startswith(OPEN_PATHS):
+            return self.get_response(request)
+        if request.path.startswith("/api/"):
+            return JsonResponse({"detail": "authentication required"}, status=401)
+        return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image as PILImage
+
+from lookfirst.ingest import services
+from lookfirst.ingest.models import IngestError, IngestRun
+from lookfirst.pools.models import Image, Item, Pool
+from tests.ingest import format_samples
+
+pytestmark = pytest.mark.django_db
+
+WRITERS = {
+    "easyr1": format_samples.write_easyr1_sample,
+    "verl": format_samples.write_verl_sample,
+    "trl": format_samples.write_trl_sample,
+    "llava": format_samples.write_llava_sample,
+    "llamafactory": format_samples.write_llamafactory_sample,
+    "hf": format_samples.write_hf_sample,
+    "folder": format_samples.write_folder_sample,
+    "folder-zip": format_samples.write_folder_zip_sample,
+}
+
+
+def png(color=(255, 0, 0), size=(16, 16)) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_each_format_is_detected_and_ingested_with_its_images(fmt, tmp_path, settings):
+    path = WRITERS[fmt](tmp_path / fmt)
+
+    run = services.ingest_path(user=None, pool_name=f"p-{fmt}", path=path)
+
+    assert (run.state, run.format, run.skipped, run.duplicates) == ("done", fmt.removesuffix("-zip"), 0, 0)
+    items = list(Item.objects.filter(pool__name=f"p-{fmt}").order_by("source_row"))
+    assert run.ingested == len(items) == 3
+    assert [i.source_row for i in items] == [1, 2, 3]
+    for item in items:
+        assert item.question.count("<image>") == len(item.image_shas) >= 1
+        for image in item.images():
+            stored = Path(settings.MEDIA_ROOT) / image.relative_path
+            assert stored.exists() and stored.stat().st_size == image.size_bytes
+            with PILImage.open(stored) as decoded:
+                assert decoded.size == (image.width, image.height)
+
+
+def test_same_file_twice_adds_nothing_and_counts_duplicates(tmp_path):
+    path = format_samples.write_easyr1_sample(tmp_path)
+    first = services.ingest_path(user=None, pool_name="twice", path=path)
+    images_before = Image.objects.count()
+
+    second = services.ingest_path(user=None, pool_name="twice", path=path)
+
+    assert (first.ingested, first.duplicates) == (3, 0)
+    assert (second.state, second.ingested, second.duplicates, second.skipped) == ("done", 0, 3, 0)
+    assert Item.objects.filter(pool__name="twice").count() == 3
+    assert Image.objects.count() == images_before
+
+
+def test_duplicate_rows_within_one_file_are_counted_not_inserted(tmp_path):
+    (tmp_path / "a.png").write_bytes(png())
+    row = {"problem": "<image>What colour?", "answer": "red", "images": ["a.png"]}
+    lines = [row, row, {**row, "problem": "<image>Which colour?"}]
+    path = tmp_path / "dup.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+
+    run = services.ingest_path(user=None, pool_name="dups", path=path)
+
+    assert (run.ingested, run.duplicates, run.skipped) == (2, 1, 0)
+    assert list(Item.objects.filter(pool__name="dups").order_by("source_row").values_list("source_row", flat=True)) == [1, 3]
+
+
+def _mixed_file(tmp_path: Path) -> Path:
+    """An EasyR1 jsonl where rows 2, 4, 6, ... are each broken in one way; odd rows are fine."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, color in [("ok1.png", (255, 0, 0)), ("ok2.png", (0, 255, 0)), ("ok3.png", (0, 0, 255)),
+                        ("ok4.png", (9, 9, 9)), ("ok5.png", (90, 9, 9)), ("ok6.png", (9, 90, 9)),
+                        ("ok7.png", (9, 9, 90))]:
+        (data / name).write_bytes(png(color))
+    (data / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (data / "truncated.png").write_bytes(png((1, 2, 3), (64, 64))[:-40])
+    bomb = io.BytesIO()
+    PILImage.new("1", (9000, 9000)).save(bomb, format="PNG")  # 81 Mpx, a few KB on disk
+    (data / "bomb.png").write_bytes(bomb.getvalue())
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(png())
+    (data / "link.png").symlink_to(outside)
+    good = lambda n: json.dumps({"problem": f"<image>Good question {n}?", "answer": str(n), "images": [f"ok{n}.png"],
+                                 "source_note": f"kept {n}"})
+    lines = [
+        good(1),
+        json.dumps({"problem": "<image>Corrupt?", "answer": "1", "images": ["corrupt.png"]}),
+        good(2),
+        json.dumps({"problem": "<image>Truncated?", "answer": "1", "images": ["truncated.png"]}),
+        good(3),
+        json.dumps({"problem": "<image>Bomb?", "answer": "1", "images": ["bomb.png"]}),
+        good(4),
+        json.dumps({"problem": "<image>Escape?", "answer": "1", "images": ["../outside.png"]}),
+        good(5),
+        json.dumps({"problem": "<image>Absolute?", "answer": "1", "images": [str(outside)]}),
+        good(6),
+        json.dumps({"problem": "<image>Symlink?", "answer": "1", "images": ["link.png"]}),
+        good(7),
+        json.dumps({"problem": "<image>Missing?", "answer": "1", "images": ["nope.png"]}),
+        json.dumps({"problem": "", "answer": "1", "images": ["ok1.png"]}),
+        '{"problem": "<image>broken json", ',
+        json.dumps({"problem": "<image>List answer?", "answer": [1, 2], "images": ["ok1.png"]}),
+    ]
+    path = data / "mixed.jsonl"
+    with open(path, "wb") as out:
+        for line in lines:
+            out.write(line.encode() + b"\n")
+        out.write(b'{"problem": "<image>caf\xe9?", "answer": "1", "images": ["ok1.png"]}\n')  # latin-1, not UTF-8
+    return path
+
+
+def test_cli_reports_every_bad_row_exactly_and_ingests_every_good_row(tmp_path, capsys):
+    path = _mixed_file(tmp_path)
+
+    call_command("ingest", "mixed", str(path), "--json")
+
+    summary = json.loads(capsys.readouterr().out)
+    assert {k: summary[k] for k in ("pool", "format", "ingested", "duplicates", "skipped")} == {
+        "pool": "mixed", "format": "easyr1", "ingested": 7, "duplicates": 0, "skipped": 11}
+    assert [(e["row"], e["field"]) for e in summary["errors"]] == [
+        (2, "images[0]"), (4, "images[0]"), (6, "images[0]"), (8, "images[0]"), (10, "images[0]"),
+        (12, "images[0]"), (14, "images[0]"), (15, "problem"), (16, "line"), (17, "answer"), (18, "line"),
+    ]
+    reasons = {e["row"]: e["reason"] for e in summary["errors"]}
+    assert "corrupt" in reasons[2] and "truncated" in reasons[4].lower() or "corrupt" in reasons[4]
+    assert "decompression bomb" in reasons[6]
+    assert "escapes" in reasons[8] and "absolute" in reasons[10] and "escapes" in reasons[12]
+    assert "not found" in reasons[14] or "missing" in reasons[14]
+    assert "UTF-8" in reasons[18]
+    items = Item.objects.filter(pool__name="mixed").order_by("source_row")
+    assert [i.source_row for i in items] == [1, 3, 5, 7, 9, 11, 13]
+    assert items[0].metadata == {"source_note": "kept 1"}  # unknown column kept
+
+
+def test_unknown_format_fails_clearly_and_ingests_nothing(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+
+    with pytest.raises(CommandError) as excinfo:
+        call_command("ingest", "nothing", str(path), "--json")
+
+    message = str(excinfo.value)
+    for name in ("easyr1", "verl", "trl", "llava", "llamafactory", "hf", "folder"):
+        assert name in message
+    assert Item.objects.count() == 0
+    assert IngestRun.objects.get().state == "failed"
+
+
+def test_unknown_format_name_is_refused_before_anything_is_recorded(tmp_path):
+    path = format_samples.write_easyr1_sample(tmp_path)
+    pool = Pool.objects.create(name="x")
+    with pytest.raises(ValueError, match="known formats"):
+        services.ingest_run_create(user=None, pool=pool, source=path, fmt="csvish")
+    assert IngestRun.objects.count() == 0
+
+
+def test_rerunning_a_run_restarts_it_without_doubling(tmp_path):
+    path = _mixed_file(tmp_path)
+    pool = Pool.objects.create(name="again")
+    run = services.ingest_run_create(user=None, pool=pool, source=path)
+    services.ingest_run_execute(run_id=run.pk)
+    IngestRun.objects.filter(pk=run.pk).update(state="running")  # as if the worker died before finishing
+
+    again = services.ingest_run_execute(run_id=run.pk)
+
+    assert (again.ingested, again.duplicates, again.skipped) == (7, 0, 11)
+    assert Item.objects.filter(pool=pool).count() == 7
+    assert IngestError.objects.filter(run=run).count() == 11
