@@ -45,6 +45,20 @@ class AnswerType(models.TextChoices):
     NONE = "none", "none"
 
 
+class Bucket(models.TextChoices):
+    UNSCORED = "unscored", "unscored"
+    EASY = "easy", "Easy"
+    MEDIUM = "medium", "Medium"
+    HARD = "hard", "Hard"
+
+
+class BucketSource(models.TextChoices):
+    NONE = "", "none"
+    SCORED = "scored", "scored"
+    CURATOR = "curator", "curator"
+    PSEUDO_LABEL = "pseudo_label", "pseudo-label"
+
+
 class Item(models.Model):
     """One question about one or more images. Curation excludes items; nothing deletes them."""
 
@@ -61,13 +75,35 @@ class Item(models.Model):
     content_key = models.CharField(max_length=64, help_text="sha256 of images + question: duplicates share it")
     ingest_run = models.ForeignKey("ingest.IngestRun", null=True, on_delete=models.SET_NULL, related_name="items")
     excluded = models.BooleanField(default=False)
+    # Current curated state, denormalised from scores and curator actions so browsing stays index-only.
+    bucket = models.CharField(max_length=10, choices=Bucket.choices, db_default=Bucket.UNSCORED.value)
+    bucket_source = models.CharField(max_length=12, choices=BucketSource.choices, db_default="", blank=True)
+    bucket_policy = models.CharField(max_length=60, blank=True, db_default="")
+    bucket_confidence = models.FloatField(null=True)
+    pass_rate = models.FloatField(null=True)
+    n_correct = models.PositiveIntegerField(null=True)
+    n_samples = models.PositiveIntegerField(null=True)
+    wilson_low = models.FloatField(null=True)
+    wilson_high = models.FloatField(null=True)
+    clip_sim = models.FloatField(null=True, help_text="image-question cosine of the latest CLIP scoring")
+    clip_pct = models.FloatField(null=True, help_text="percentile of clip_sim within the item's source")
+    pseudo_answer = models.TextField(null=True, blank=True, help_text="majority-vote answer of an unlabelled item")
+    pseudo_agreement = models.FloatField(null=True)
+    near_dup_group = models.BigIntegerField(null=True, help_text="id of the first item of its near-duplicate group")
+    reviewed = models.BooleanField(db_default=False)
+    tags = ArrayField(models.CharField(max_length=60), db_default=[], blank=True)
     version = models.PositiveIntegerField(default=1, help_text="optimistic lock for concurrent edits")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["pool", "content_key"], name="item_unique_content_per_pool")]
-        indexes = [models.Index(fields=["pool", "id"], name="item_pool_id")]
+        indexes = [
+            models.Index(fields=["pool", "id"], name="item_pool_id"),
+            models.Index(fields=["pool", "bucket", "id"], name="item_pool_bucket"),
+            models.Index(fields=["pool", "pass_rate", "id"], name="item_pool_passrate"),
+            models.Index(fields=["pool", "clip_sim", "id"], name="item_pool_clip"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.pool_id}/{self.pk}"

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "lookfirst.accounts",
     "lookfirst.pools",
     "lookfirst.ingest",
+    "lookfirst.scoring",
 ]
 
 MIDDLEWARE = [
@@ -103,9 +104,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_ROUTES = {
     "workers.tasks.ingest.*": {"queue": "cpu"},
+    "workers.tasks.scoring.dispatch": {"queue": "cpu"},
+    "workers.tasks.scoring.chunk": {"queue": "gpu"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 3600,
+    # An unacknowledged task (its worker was killed) goes back to the queue after this many seconds.
+    "visibility_timeout": env.integer("LOOKFIRST_VISIBILITY_TIMEOUT", 3600),
     # Lets several installations (or test runs) share one Redis without taking each other's tasks.
     "global_keyprefix": env.text("LOOKFIRST_BROKER_PREFIX"),
 }
