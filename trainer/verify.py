@@ -48,6 +48,10 @@ _CHOICE_PATTERNS = (
 )
 # Stricter forms used only to guess that a ground truth is a multiple-choice letter.
 _CHOICE_TRUTH = re.compile(r"^(?:(?i:option|choice)\s*)?\(?([A-H])\)?[.)]?$")
+# Guards for math-verify, which runs without a timeout (see _math_equal).
+_MAX_MATH_CHARS = 300
+_MAX_EXPONENT = 1e6
+_MAX_FACTORIAL_ARG = 1e5
 _MATH_WORDS = re.compile(r"\\[A-Za-z]+|\b(?:sin|cos|tan|cot|sec|csc|log|ln|exp|sqrt|frac|pi|deg)\b")
 
 
@@ -323,13 +327,21 @@ def _looks_like_math(text: str) -> bool:
 
 
 def _math_equal(predicted: str, truth: str) -> bool:
-    """math-verify equivalence, timeouts off (signal.alarm breaks in threads); False on any error."""
+    """math-verify equivalence with its timeouts off (signal.alarm breaks in threads); False on error.
+
+    Without a timeout, a power tower or a huge factorial ("10^{10^{10}}", "(10^{100})!") would make
+    the comparison run for ever, so such expressions are refused before math-verify compares them.
+    """
+    if len(predicted) > _MAX_MATH_CHARS or len(truth) > _MAX_MATH_CHARS:
+        return False
     try:
         from math_verify import parse, verify
 
         gold = _math_parse(parse, truth)
         target = _math_parse(parse, predicted)
-        return bool(gold and target and verify(gold, target, timeout_seconds=None))
+        if not gold or not target or not all(_tame(expr) for expr in [*gold, *target]):
+            return False
+        return bool(verify(gold, target, timeout_seconds=None))
     except Exception:
         return False
 
@@ -337,6 +349,31 @@ def _math_equal(predicted: str, truth: str) -> bool:
 def _math_parse(parse, text: str) -> list:
     wrapped = text if "$" in text else f"${text}$"
     return parse(wrapped, parsing_timeout=None) or parse(text, parsing_timeout=None)
+
+
+def _tame(expr: object) -> bool:
+    """No numeric exponent above 1e6 and no factorial-like of a number above 1e5 (checked bottom-up)."""
+    import sympy
+
+    if isinstance(expr, str) or not isinstance(expr, sympy.Basic):
+        return True
+    try:
+        for node in sympy.postorder_traversal(expr):
+            if isinstance(node, sympy.Pow) and node.exp.is_number:
+                if not _below(node.exp, _MAX_EXPONENT):
+                    return False
+            elif isinstance(node, (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.gamma,
+                                   sympy.binomial)):
+                if any(arg.is_number and not _below(arg, _MAX_FACTORIAL_ARG) for arg in node.args):
+                    return False
+        return True
+    except Exception:
+        return False
+
+
+def _below(number, limit: float) -> bool:
+    value = complex(number.evalf(15))
+    return abs(value) <= limit
 
 
 # ---------------------------------------------------------------- label-free voting

@@ -180,3 +180,13 @@ def test_rerunning_a_run_restarts_it_without_doubling(tmp_path):
     assert (again.ingested, again.duplicates, again.skipped) == (7, 0, 11)
     assert Item.objects.filter(pool=pool).count() == 7
     assert IngestError.objects.filter(run=run).count() == 11
+
+
+def test_two_ingests_inside_one_transaction_do_not_leak_rows(tmp_path):
+    from django.db import transaction
+
+    with transaction.atomic():
+        a = services.ingest_path(user=None, pool_name="first", path=format_samples.write_easyr1_sample(tmp_path / "a"))
+        b = services.ingest_path(user=None, pool_name="second", path=format_samples.write_llava_sample(tmp_path / "b"))
+    assert (a.ingested, b.ingested) == (3, 3)
+    assert Item.objects.filter(pool__name="second").count() == 3

@@ -175,6 +175,7 @@ def _insert_items(cursor, run: IngestRun, items: list[tuple]) -> None:
         "answer_type varchar(20), key_words varchar(200)[], description text, source_row integer, "
         "metadata jsonb, content_key varchar(64)) ON COMMIT DELETE ROWS"
     )
+    cursor.execute("TRUNCATE ingest_stage")  # an enclosing transaction would otherwise keep earlier batches
     with cursor.copy(
         "COPY ingest_stage (image_shas, question, answer, answer_type, key_words, description, source_row, "
         "metadata, content_key) FROM STDIN"

@@ -316,6 +316,10 @@ def scoring_run_finalize(*, run_id: int) -> ScoringRun:
         run.generations = run.summary["generations"]
         run.state, run.finished_at = ScoringRun.State.DONE, timezone.now()
         run.save()
+    if run.clip_spec:
+        from lookfirst.scoring.similarity import near_duplicates_refresh
+
+        near_duplicates_refresh(pool=run.pool, model_spec=run.clip_spec)
     return run
 
 

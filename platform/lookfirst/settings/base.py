@@ -110,6 +110,9 @@ CELERY_TASK_ROUTES = {
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged task (its worker was killed) goes back to the queue after this many seconds.
     "visibility_timeout": env.integer("LOOKFIRST_VISIBILITY_TIMEOUT", 3600),
+    # How often a worker sweeps for such tasks (seconds x every Nth sweep scans Redis).
+    "unacked_restore_interval": env.integer("LOOKFIRST_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env.integer("LOOKFIRST_RESTORE_THROTTLE", 10),
     # Lets several installations (or test runs) share one Redis without taking each other's tasks.
     "global_keyprefix": env.text("LOOKFIRST_BROKER_PREFIX"),
 }

@@ -1,0 +1,545 @@
+"""The built-in models `lookfirst:shapes-vlm` and `lookfirst:shapes-clip`, trained here on CPU.
+
+Both learn the shapes world from `workers.shapes` in a few minutes on 2 cores (random init, fp32),
+so the product and its demo run with no download. Each build writes into a temporary folder that
+is renamed into place when complete, so a folder holding `BUILD_INFO` is always a finished model;
+a second call returns it without training.
+
+    build_shapes_vlm(folder)   Qwen2.5-VL architecture, 3.1 M params, about 7 minutes
+    build_shapes_clip(folder)  open_clip ViT, 7.7 M params (6.3 M of them token embeddings), 2.5 minutes
+    report(vlm_folder, clip_folder)  the acceptance figures: difficulty buckets and CLIP AUC
+
+The VLM answers in PeBR-R1's layout, so format rewards vary and answers are extracted after
+"### The final answer is:":
+
+    ### Image Description: A large red triangle and a small blue circle on a white background.
+    ### Rationales: The question asks for the colour of the triangle.
+    ### Step 1: Find the triangle and read its colour.
+    ### The final answer is: red
+
+Training uses its own random streams (`random.Random(seed)` through the question templates), never
+`generate_items`, so any `generate_items` pool is held out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workers.shapes.questions import NUMBER_WORDS, PLURALS, QTYPE_WEIGHTS, TEMPLATES, describe
+from workers.shapes.world import COLOURS, KINDS, Scene, render, sample_scene
+
+Progress = Callable[[float, str], None]
+
+BUILD_INFO = "lookfirst_builtin.json"  # written last: its presence marks a finished build
+ANSWER_HEADER = "### The final answer is:"
+HEADERS = ("### Image Description:", "### Rationales:", "### Step 1:", ANSWER_HEADER)
+
+# ---- VLM recipe (stack notes, "Small built-in models trained on these CPUs") -------------------
+VLM_SECONDS = 420.0  # training-loop budget; with the CLIP's 150 s both build in under 10 minutes
+VLM_BATCH = 32  # measured stable at lr 1e-3; larger batches cost more time than they save in steps
+VLM_LR = 1e-3  # 2e-3 after the warm-up collapsed the model in the measured runs; 1e-3 was stable
+VLM_LR_WARMUP = 0.03  # share of the budget with a linear lr ramp
+VLM_COLOUR_PHASE = 0.12  # share of the budget on single-shape colour questions only: a uniform mix
+# from step 0 learned nothing in 700 steps; reading one colour first grounds the image tokens.
+VLM_SINGLE_SHARE = 0.10  # single-shape colour questions kept in the mix afterwards
+VLM_VOCAB = 600  # byte-level BPE: every shapes-world word becomes one token, sequences stay short
+VLM_ARCH = dict(
+    hidden=192, layers=4, heads=4, kv_heads=2, intermediate=768,
+    mrope_section=(6, 9, 9),  # sums to head_dim / 2 = 24
+    vision_depth=2, vision_hidden=128, vision_heads=4,
+)
+# White maps to 0 and every palette colour away from it: with CLIP's mean/std the white background
+# swamped the image features, with mean 1 / std 0.5 colour was learned in under 150 steps.
+VLM_IMAGE_MEAN = (1.0, 1.0, 1.0)
+VLM_IMAGE_STD = (0.5, 0.5, 0.5)
+MAX_NEW_TOKENS = 160  # the longest response (two six-shape descriptions) is about 110 tokens
+
+# ---- CLIP recipe ---------------------------------------------------------------------------------
+CLIP_SECONDS = 150.0  # AUC 0.993 after 150 s, 0.9975 after 300 s in the measured runs
+CLIP_BATCH = 128  # the contrastive loss needs many negatives per step
+CLIP_LR = 1e-3
+CLIP_MODEL_CFG: dict[str, Any] = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": 112, "layers": 3, "width": 128, "head_width": 64, "patch_size": 16},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 3},
+}
+CLIP_PREPROCESS_CFG = {"mean": list(VLM_IMAGE_MEAN), "std": list(VLM_IMAGE_STD)}
+
+REPORT_SEED = 90210  # a generate_items seed; training never calls generate_items
+
+
+# ---- cache -------------------------------------------------------------------------------------
+
+
+def is_built(folder: str | Path) -> bool:
+    return (Path(folder) / BUILD_INFO).is_file()
+
+
+def build_info(folder: str | Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / BUILD_INFO).read_text(encoding="utf-8"))
+
+
+def _build_atomically(folder: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+    """Run `build(tmp)` in a sibling temp folder, write BUILD_INFO, then rename it to `folder`."""
+    folder = Path(folder)
+    if is_built(folder):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        info = build(tmp)
+        (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
+        if folder.exists() and not is_built(folder):
+            shutil.rmtree(folder)  # an unfinished leftover (no BUILD_INFO) is never trusted
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not is_built(folder):  # lost a race to another builder: theirs is as good as ours
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def ensure_builtin(name: str, progress: Progress | None = None) -> Path:
+    """The cached folder of built-in `name` ("shapes-vlm" | "shapes-clip"), building it if needed."""
+    from workers.models.specs import builtin_folder
+
+    folder = builtin_folder(name)
+    if name == "shapes-vlm":
+        return build_shapes_vlm(folder, progress=progress)
+    if name == "shapes-clip":
+        return build_shapes_clip(folder, progress=progress)
+    raise ValueError(f"no built-in named {name!r}")
+
+
+# ---- the PeBR response layout ------------------------------------------------------------------
+
+
+def pebr_response(description: str, rationale: str, step: str, answer: str) -> str:
+    return (
+        f"### Image Description: {description}\n### Rationales: {rationale}\n"
+        f"### Step 1: {step}\n{ANSWER_HEADER} {answer}"
+    )
+
+
+def extract_answer(response: str) -> str | None:
+    """The text after the last "### The final answer is:", or None if the header is missing."""
+    if ANSWER_HEADER not in response:
+        return None
+    return response.rsplit(ANSWER_HEADER, 1)[1].strip()
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().replace(",", " , ").split()).strip(" .")
+
+
+def _grade(response: str, answer: str) -> bool:
+    """Exact match after normalisation on the text after the answer header (shared verifier later).
+
+    >>> _grade("### The final answer is: Red.", "red")
+    True
+    """
+    extracted = extract_answer(response)
+    return extracted is not None and _normalise(extracted) == _normalise(answer)
+
+
+def describe_reading_order(scene: Scene) -> str:
+    """`describe` with shapes in reading order (rows of 28 px, then left to right).
+
+    The generator lists shapes in the order they were placed, which the image does not show; the
+    VLM learns this order instead, so its description is predictable from the pixels. The words
+    (and so keywords and CLIP scores) are the same as `describe`'s.
+    """
+    ordered = sorted(scene.shapes, key=lambda s: (s.cy // 28, s.cx))
+    return describe(Scene(shapes=ordered, noise_seed=scene.noise_seed))
+
+
+def describe_scenes(scenes: list[Scene]) -> str:
+    if len(scenes) == 1:
+        return describe_reading_order(scenes[0])
+    return " ".join(f"Image {i + 1}: {describe_reading_order(s)}" for i, s in enumerate(scenes))
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {
+    "colour_of": re.compile(r"What colour is the (\w+)\?"),
+    "count_kind": re.compile(r"How many (\w+) are there\?"),
+    "presence": re.compile(r"Is there an? (\w+) (\w+)\?"),
+    "more_than": re.compile(r"How many more (\w+) than (\w+) are there\?"),
+    "multi_count": re.compile(r"How many (\w+) are there in the two images together\?"),
+}
+
+
+def rationale_and_step(qtype: str, question: str) -> tuple[str, str]:
+    """Short PeBR-style rationale and one step, restating the task (the answer stays implicit)."""
+    if qtype in ("colour_of", "colour_of_mc"):
+        kind = _PATTERNS["colour_of"].search(question).group(1)
+        if qtype == "colour_of":
+            return f"The question asks for the colour of the {kind}.", f"Find the {kind} and read its colour."
+        return (f"The question asks which option gives the colour of the {kind}.",
+                f"Find the {kind}, read its colour and pick that option.")
+    if qtype == "count_kind":
+        plural = _PATTERNS["count_kind"].search(question).group(1)
+        return f"The question asks how many {plural} there are.", f"Count the {plural} in the image."
+    if qtype == "presence":
+        colour, kind = _PATTERNS["presence"].search(question).groups()
+        return f"The question asks whether there is a {colour} {kind}.", f"Look for a {kind} that is {colour}."
+    if qtype == "total_count":
+        return "The question asks for the number of shapes.", "Count every shape in the image."
+    if qtype == "more_than":
+        more, fewer = _PATTERNS["more_than"].search(question).groups()
+        return (f"The question compares the number of {more} and {fewer}.",
+                f"Count the {more} and the {fewer}, then subtract.")
+    if qtype == "total_sides":
+        return ("The question asks for the total number of sides.",
+                "Add the sides of every shape: circle 0, triangle 3, square 4, pentagon 5, hexagon 6.")
+    if qtype == "most_colour":
+        return ("The question asks for the most frequent colour and its count.",
+                "Count the shapes of each colour and take the largest group.")
+    if qtype == "multi_count":
+        plural = _PATTERNS["multi_count"].search(question).group(1)
+        return (f"The question asks how many {plural} there are in both images.",
+                f"Count the {plural} in each image and add the counts.")
+    raise ValueError(f"unknown question type {qtype!r}")
+
+
+# ---- VLM training data -------------------------------------------------------------------------
+
+Example = tuple[str, list[Any], str]  # (question with <image> placeholders, images, response)
+
+
+def _single_colour(rng: random.Random) -> tuple[list[Scene], str, str, str]:
+    scene = sample_scene(rng, n_shapes=1)
+    shape = scene.shapes[0]
+    return [scene], f"What colour is the {shape.kind}?", shape.colour, "free_text"
+
+
+def draw_example(rng: random.Random, qtype: str) -> Example:
+    """One training example of `qtype` ("single_colour" = a one-shape colour question)."""
+    drawn = None
+    while drawn is None:
+        drawn = _single_colour(rng) if qtype == "single_colour" else TEMPLATES[qtype](rng)
+    scenes, text, answer, _answer_type = drawn
+    rationale, step = rationale_and_step("colour_of" if qtype == "single_colour" else qtype, text)
+    response = pebr_response(describe_scenes(scenes), rationale, step, answer)
+    return "<image>" * len(scenes) + text, [render(scene) for scene in scenes], response
+
+
+def _pick(rng: random.Random, weights: dict[str, float]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def training_mix() -> dict[str, float]:
+    """The pool's own question mix, plus single-shape colour questions kept from the warm-up."""
+    total = sum(QTYPE_WEIGHTS.values())
+    mix = {q: (1 - VLM_SINGLE_SHARE) * w / total for q, w in QTYPE_WEIGHTS.items()}
+    mix["single_colour"] = VLM_SINGLE_SHARE
+    return mix
+
+
+def _tokenizer_corpus(rng: random.Random, n: int = 3000) -> list[str]:
+    """Prompts and responses the BPE is trained on, plus the chat scaffolding and every word."""
+    words = [*COLOURS, *KINDS, *PLURALS.values(), *NUMBER_WORDS, "small", "large", "Image"]
+    corpus = ["system\nYou are a helpful assistant.\nuser\nassistant\n", " ".join(words)]
+    mix = training_mix()
+    for _ in range(n):
+        question, _images, response = draw_example(rng, _pick(rng, mix))
+        corpus.append(question.replace("<image>", "") + "\n" + response)
+    return corpus
+
+
+def _lr_factor(frac: float, warmup: float) -> float:
+    """Linear warm-up over `warmup` of the budget, then cosine decay to 0 at the end."""
+    if frac < warmup:
+        return max(frac / warmup, 0.02)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warmup) / (1 - warmup))))
+
+
+def _assistant_label_mask(input_ids, start_id: int, header_len: int):
+    """True for tokens after the last "<|im_start|>assistant\\n" of each row (the response)."""
+    import torch
+
+    positions = torch.arange(input_ids.shape[1]).expand_as(input_ids)
+    last_start = torch.where(input_ids == start_id, positions, -1).max(dim=1).values
+    return positions >= (last_start + 1 + header_len).unsqueeze(1)
+
+
+def vlm_batch(processor, examples: list[Example]):
+    """Tokenised batch (left padded) with labels on the response and its closing <|im_end|> only."""
+    from workers.models.sampling import prompt_text
+
+    tokenizer = processor.tokenizer
+    texts = [prompt_text(processor, q, len(imgs)) + r + "<|im_end|>" for q, imgs, r in examples]
+    images = [img for _, imgs, _ in examples for img in imgs]
+    enc = processor(text=texts, images=images, return_tensors="pt", padding=True, padding_side="left")
+    start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    header_len = len(tokenizer("assistant\n", add_special_tokens=False).input_ids)
+    keep = _assistant_label_mask(enc["input_ids"], start_id, header_len) & enc["attention_mask"].bool()
+    enc["labels"] = enc["input_ids"].masked_fill(~keep, -100)
+    return enc
+
+
+def build_shapes_vlm(
+    folder: str | Path,
+    progress: Progress | None = None,
+    seconds_budget: float = VLM_SECONDS,
+    seed: int = 0,
+) -> Path:
+    """Train the shapes VLM for `seconds_budget` seconds of optimisation and save it to `folder`.
+
+    Returns `folder` at once when it already holds a finished build. The lr schedule and the
+    warm-up phase follow the share of the time budget spent, so a small budget (tests) runs the
+    whole schedule in miniature; results vary slightly with machine speed.
+    """
+
+    def build(tmp: Path) -> dict[str, Any]:
+        import torch
+        from transformers import Qwen2_5_VLForConditionalGeneration
+
+        from workers.models.tiny import qwen_tokenizer, qwen_vl_config, qwen_vl_processor, save_vlm
+
+        started = time.monotonic()
+        report = progress or (lambda fraction, message: None)
+        report(0.0, "shapes-vlm: training the tokenizer")
+        rng = random.Random(seed)
+        tokenizer = qwen_tokenizer(_tokenizer_corpus(random.Random(seed + 1)), vocab_size=VLM_VOCAB)
+        processor = qwen_vl_processor(tokenizer, image_mean=VLM_IMAGE_MEAN, image_std=VLM_IMAGE_STD)
+        torch.manual_seed(seed)
+        model = Qwen2_5_VLForConditionalGeneration(qwen_vl_config(tokenizer, **VLM_ARCH)).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=VLM_LR, betas=(0.9, 0.98), weight_decay=0.01)
+        mix = training_mix()
+        steps, losses = 0, []
+        t0 = time.monotonic()
+        while (elapsed := time.monotonic() - t0) < seconds_budget:
+            frac = elapsed / seconds_budget
+            in_colour_phase = frac < VLM_COLOUR_PHASE
+            examples = [
+                draw_example(rng, "single_colour" if in_colour_phase else _pick(rng, mix))
+                for _ in range(VLM_BATCH)
+            ]
+            batch = vlm_batch(processor, examples)
+            for group in optimizer.param_groups:
+                group["lr"] = VLM_LR * _lr_factor(frac, VLM_LR_WARMUP)
+            loss = model(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            steps += 1
+            losses.append(float(loss))
+            if steps % 10 == 0:
+                recent = sum(losses[-10:]) / len(losses[-10:])
+                report(min(frac, 0.99), f"shapes-vlm: step {steps}, loss {recent:.3f}")
+        train_seconds = time.monotonic() - t0
+        save_vlm(model.eval(), processor, tmp)
+        report(1.0, f"shapes-vlm: done, {steps} steps")
+        return {
+            "name": "shapes-vlm",
+            "seed": seed,
+            "steps": steps,
+            "train_seconds": round(train_seconds, 1),
+            "build_seconds": round(time.monotonic() - started, 1),
+            "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
+            "params": sum(p.numel() for p in model.parameters()),
+            "recipe": {"batch": VLM_BATCH, "lr": VLM_LR, "seconds_budget": seconds_budget,
+                       "colour_phase": VLM_COLOUR_PHASE, "vocab": len(tokenizer), **VLM_ARCH},
+        }
+
+    return _build_atomically(Path(folder), build)
+
+
+# ---- CLIP ----------------------------------------------------------------------------------------
+
+
+def _clip_pair(rng: random.Random) -> tuple[Any, str]:
+    """(image, caption): the generator's caption order or reading order, so both score alike."""
+    scene = sample_scene(rng)
+    caption = describe(scene) if rng.random() < 0.5 else describe_reading_order(scene)
+    return render(scene), caption
+
+
+def build_shapes_clip(
+    folder: str | Path,
+    progress: Progress | None = None,
+    seconds_budget: float = CLIP_SECONDS,
+    seed: int = 0,
+) -> Path:
+    """Train the shapes CLIP contrastively on (image, caption) pairs and save it for `local-dir:`."""
+
+    def build(tmp: Path) -> dict[str, Any]:
+        import open_clip
+        import torch
+        import torch.nn.functional as F
+
+        from workers.models.tiny import save_open_clip
+
+        started = time.monotonic()
+        report = progress or (lambda fraction, message: None)
+        rng = random.Random(seed)
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(**CLIP_MODEL_CFG).train()
+        preprocess = open_clip.image_transform(112, is_train=False, **CLIP_PREPROCESS_CFG)
+        tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=CLIP_MODEL_CFG["text_cfg"]["context_length"])
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+        rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+            lr=CLIP_LR, betas=(0.9, 0.98), eps=1e-6,
+        )
+        labels = torch.arange(CLIP_BATCH)
+        steps, losses = 0, []
+        t0 = time.monotonic()
+        while (elapsed := time.monotonic() - t0) < seconds_budget:
+            frac = elapsed / seconds_budget
+            pairs = [_clip_pair(rng) for _ in range(CLIP_BATCH)]
+            images = torch.stack([preprocess(img) for img, _ in pairs])
+            texts = tokenizer([caption for _, caption in pairs])
+            for group in optimizer.param_groups:
+                group["lr"] = CLIP_LR * _lr_factor(frac, 0.05)
+            image_features = model.encode_image(images, normalize=True)
+            text_features = model.encode_text(texts, normalize=True)
+            logits = model.logit_scale.exp() * image_features @ text_features.T
+            loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            steps += 1
+            losses.append(float(loss))
+            if steps % 5 == 0:
+                report(min(frac, 0.99), f"shapes-clip: step {steps}, loss {sum(losses[-5:]) / 5:.3f}")
+        train_seconds = time.monotonic() - t0
+        save_open_clip(model.eval(), CLIP_MODEL_CFG, tmp, preprocess_cfg=CLIP_PREPROCESS_CFG)
+        report(1.0, f"shapes-clip: done, {steps} steps")
+        return {
+            "name": "shapes-clip",
+            "seed": seed,
+            "steps": steps,
+            "train_seconds": round(train_seconds, 1),
+            "build_seconds": round(time.monotonic() - started, 1),
+            "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
+            "params": sum(p.numel() for p in model.parameters()),
+            "recipe": {"batch": CLIP_BATCH, "lr": CLIP_LR, "seconds_budget": seconds_budget, **CLIP_MODEL_CFG},
+        }
+
+    return _build_atomically(Path(folder), build)
+
+
+# ---- acceptance report ---------------------------------------------------------------------------
+
+
+def _roc_auc(positives: list[float], negatives: list[float]) -> float:
+    """P(a positive scores above a negative), ties counting half (Mann-Whitney U / (n_pos * n_neg))."""
+    scored = sorted([(s, 1) for s in positives] + [(s, 0) for s in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(scored):
+        j = i
+        while j < len(scored) and scored[j][0] == scored[i][0]:
+            j += 1
+        mean_rank = (i + 1 + j) / 2
+        rank_sum += mean_rank * sum(label for _, label in scored[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _hard_negative(scene: Scene, rng: random.Random) -> Scene:
+    """The scene with one shape's colour or kind changed (a caption that is almost right)."""
+    from dataclasses import replace
+
+    shapes = list(scene.shapes)
+    i = rng.randrange(len(shapes))
+    if rng.random() < 0.5:
+        shapes[i] = replace(shapes[i], colour=rng.choice([c for c in COLOURS if c != shapes[i].colour]))
+    else:
+        shapes[i] = replace(shapes[i], kind=rng.choice([k for k in KINDS if k != shapes[i].kind]))
+    return Scene(shapes=shapes, noise_seed=scene.noise_seed)
+
+
+def clip_report(clip_folder: str | Path, items: int = 500, seed: int = REPORT_SEED) -> dict[str, Any]:
+    """AUC and mean cosines of matched vs mismatched (image, caption) pairs from a held-out pool."""
+    import torch
+
+    from workers.models.specs import resolve_clip
+    from workers.shapes import generate_items
+
+    model, preprocess, tokenizer = resolve_clip(f"local-dir:{Path(clip_folder).resolve()}")
+    rng = random.Random(seed)
+    pool = [(item, imgs) for item, imgs in generate_items(items, seed) if len(item.scenes) == 1]
+    captions = [item.description for item, _ in pool]
+    mismatched = captions[1:] + captions[:1]  # every image against another item's caption
+    hard = [describe(_hard_negative(item.scenes[0], rng)) for item, _ in pool]
+    with torch.inference_mode():
+        images = model.encode_image(torch.stack([preprocess(imgs[0]) for _, imgs in pool]), normalize=True)
+
+        def cosines(texts: list[str]) -> list[float]:
+            return (images * model.encode_text(tokenizer(texts), normalize=True)).sum(-1).tolist()
+
+        matched, other, near = cosines(captions), cosines(mismatched), cosines(hard)
+    return {
+        "clip_pairs": len(pool),
+        "clip_auc": _roc_auc(matched, other),
+        "clip_hard_auc": _roc_auc(matched, near),
+        "clip_cos_matched": sum(matched) / len(matched),
+        "clip_cos_mismatched": sum(other) / len(other),
+        "clip_cos_hard": sum(near) / len(near),
+    }
+
+
+def vlm_report(
+    vlm_folder: str | Path, items: int = 500, seed: int = REPORT_SEED, n: int = 8,
+    temperature: float = 1.2, top_p: float = 0.99, max_new_tokens: int = MAX_NEW_TOKENS,
+) -> dict[str, Any]:
+    """PeBR difficulty buckets over the answered items of a fresh `generate_items(items, seed)` pool."""
+    from workers.models.sampling import sample_answers
+    from workers.models.specs import resolve_vlm
+    from workers.shapes import generate_items
+
+    model, processor = resolve_vlm(str(Path(vlm_folder).resolve()))
+    pool = [(item, imgs) for item, imgs in generate_items(items, seed) if item.answer is not None]
+    t0 = time.monotonic()
+    answers = sample_answers(
+        model, processor, [(item.question, imgs) for item, imgs in pool], n=n, temperature=temperature,
+        top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, seed=seed,
+    )
+    sample_seconds = time.monotonic() - t0
+    correct = [sum(_grade(r, item.answer) for r in rs) for (item, _), rs in zip(pool, answers)]
+    buckets = Counter("easy" if c == n else "hard" if c == 0 else "medium" for c in correct)
+    per_qtype: dict[str, Counter[str]] = {}
+    for (item, _), c in zip(pool, correct):
+        per_qtype.setdefault(item.qtype, Counter())["easy" if c == n else "hard" if c == 0 else "medium"] += 1
+    flat = [r for rs in answers for r in rs]
+    return {
+        "vlm_items": len(pool),
+        "easy": buckets["easy"] / len(pool),
+        "medium": buckets["medium"] / len(pool),
+        "hard": buckets["hard"] / len(pool),
+        "accuracy": sum(correct) / (n * len(pool)),
+        "format_rate": sum(all(h in r for h in HEADERS) for r in flat) / len(flat),
+        "sample_seconds": sample_seconds,
+        "per_qtype": {q: dict(c) for q, c in sorted(per_qtype.items())},
+        "example_response": answers[0][0],
+    }
+
+
+def report(vlm_folder: str | Path, clip_folder: str | Path, items: int = 500, seed: int = REPORT_SEED) -> dict[str, Any]:
+    """The acceptance figures: Easy / Medium / Hard shares (each should be >= 0.15) and CLIP AUC (>= 0.9)."""
+    figures = {**vlm_report(vlm_folder, items=items, seed=seed), **clip_report(clip_folder, items=items, seed=seed)}
+    for folder, key in ((vlm_folder, "vlm"), (clip_folder, "clip")):
+        if is_built(folder):
+            info = build_info(folder)
+            figures[f"{key}_build_seconds"] = info["build_seconds"]
+            figures[f"{key}_steps"] = info["steps"]
+    return figures
