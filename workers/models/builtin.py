@@ -48,6 +48,7 @@ HEADERS = ("### Image Description:", "### Rationales:", "### Step 1:", ANSWER_HE
 # ---- VLM recipe (stack notes, "Small built-in models trained on these CPUs") -------------------
 VLM_SECONDS = 420.0  # training-loop budget; with the CLIP's 150 s both build in under 10 minutes
 VLM_BATCH = 32  # measured stable at lr 1e-3; larger batches cost more time than they save in steps
+VLM_BUCKETS = 4  # batches drawn at once and sorted by length (less padding)
 VLM_LR = 1e-3  # 2e-3 after the warm-up collapsed the model in the measured runs; 1e-3 was stable
 VLM_LR_WARMUP = 0.03  # share of the budget with a linear lr ramp
 VLM_COLOUR_PHASE = 0.12  # share of the budget on single-shape colour questions only: a uniform mix
@@ -182,35 +183,32 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 
 
 def rationale_and_step(qtype: str, question: str) -> tuple[str, str]:
-    """Short PeBR-style rationale and one step, restating the task (the answer stays implicit)."""
+    """A short PeBR-style rationale and one step that restate the task; the answer stays implicit.
+
+    Kept short on purpose: every training token costs CPU time (about 1 s per batch of 32 x 110).
+    """
     if qtype in ("colour_of", "colour_of_mc"):
         kind = _PATTERNS["colour_of"].search(question).group(1)
-        if qtype == "colour_of":
-            return f"The question asks for the colour of the {kind}.", f"Find the {kind} and read its colour."
-        return (f"The question asks which option gives the colour of the {kind}.",
-                f"Find the {kind}, read its colour and pick that option.")
+        step = f"Read the colour of the {kind}."
+        return ("Match the colour to an option.", step) if qtype == "colour_of_mc" else (f"Find the {kind}.", step)
     if qtype == "count_kind":
         plural = _PATTERNS["count_kind"].search(question).group(1)
-        return f"The question asks how many {plural} there are.", f"Count the {plural} in the image."
+        return f"Find the {plural}.", f"Count the {plural}."
     if qtype == "presence":
         colour, kind = _PATTERNS["presence"].search(question).groups()
-        return f"The question asks whether there is a {colour} {kind}.", f"Look for a {kind} that is {colour}."
+        return f"Find each {kind}.", f"Check if one is {colour}."
     if qtype == "total_count":
-        return "The question asks for the number of shapes.", "Count every shape in the image."
+        return "Find every shape.", "Count the shapes."
     if qtype == "more_than":
         more, fewer = _PATTERNS["more_than"].search(question).groups()
-        return (f"The question compares the number of {more} and {fewer}.",
-                f"Count the {more} and the {fewer}, then subtract.")
+        return f"Count the {more} and the {fewer}.", "Subtract the counts."
     if qtype == "total_sides":
-        return ("The question asks for the total number of sides.",
-                "Add the sides of every shape: circle 0, triangle 3, square 4, pentagon 5, hexagon 6.")
+        return "Find every shape.", "Add up the sides of the shapes."
     if qtype == "most_colour":
-        return ("The question asks for the most frequent colour and its count.",
-                "Count the shapes of each colour and take the largest group.")
+        return "Group the shapes by colour.", "Take the largest group and count it."
     if qtype == "multi_count":
         plural = _PATTERNS["multi_count"].search(question).group(1)
-        return (f"The question asks how many {plural} there are in both images.",
-                f"Count the {plural} in each image and add the counts.")
+        return f"Count the {plural} in each image.", "Add the two counts."
     raise ValueError(f"unknown question type {qtype!r}")
 
 
@@ -257,6 +255,18 @@ def _tokenizer_corpus(rng: random.Random, n: int = 3000) -> list[str]:
         question, _images, response = draw_example(rng, _pick(rng, mix))
         corpus.append(question.replace("<image>", "") + "\n" + response)
     return corpus
+
+
+def _length_bucketed(rng: random.Random, examples: list[Example]) -> list[list[Example]]:
+    """Split examples into batches of similar length, in random order: padding costs compute.
+
+    Random batches of 32 were padded to 1.3-1.7x their mean length; sorting 4 batches' worth first
+    brings that close to 1.
+    """
+    examples = sorted(examples, key=lambda e: len(e[0]) + len(e[2]) + 60 * len(e[1]))
+    batches = [examples[i : i + VLM_BATCH] for i in range(0, len(examples), VLM_BATCH)]
+    rng.shuffle(batches)
+    return batches
 
 
 def _lr_factor(frac: float, warmup: float) -> float:
@@ -317,18 +327,22 @@ def build_shapes_vlm(
         processor = qwen_vl_processor(tokenizer, image_mean=VLM_IMAGE_MEAN, image_std=VLM_IMAGE_STD)
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration(qwen_vl_config(tokenizer, **VLM_ARCH)).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=VLM_LR, betas=(0.9, 0.98), weight_decay=0.01)
+        # fused AdamW: 5x faster than the foreach version on these CPUs (0.015 s vs 0.08 s a step)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=VLM_LR, betas=(0.9, 0.98), weight_decay=0.01, fused=True
+        )
         mix = training_mix()
-        steps, losses = 0, []
+        steps, losses, queue = 0, [], []
         t0 = time.monotonic()
         while (elapsed := time.monotonic() - t0) < seconds_budget:
             frac = elapsed / seconds_budget
-            in_colour_phase = frac < VLM_COLOUR_PHASE
-            examples = [
-                draw_example(rng, "single_colour" if in_colour_phase else _pick(rng, mix))
-                for _ in range(VLM_BATCH)
-            ]
-            batch = vlm_batch(processor, examples)
+            if not queue:
+                in_colour_phase = frac < VLM_COLOUR_PHASE
+                queue = _length_bucketed(rng, [
+                    draw_example(rng, "single_colour" if in_colour_phase else _pick(rng, mix))
+                    for _ in range(VLM_BATCH * VLM_BUCKETS)
+                ])
+            batch = vlm_batch(processor, queue.pop())
             for group in optimizer.param_groups:
                 group["lr"] = VLM_LR * _lr_factor(frac, VLM_LR_WARMUP)
             loss = model(**batch).loss
@@ -337,7 +351,7 @@ def build_shapes_vlm(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             steps += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             if steps % 10 == 0:
                 recent = sum(losses[-10:]) / len(losses[-10:])
                 report(min(frac, 0.99), f"shapes-vlm: step {steps}, loss {recent:.3f}")
@@ -417,7 +431,7 @@ def build_shapes_clip(
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
             steps += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             if steps % 5 == 0:
                 report(min(frac, 0.99), f"shapes-clip: step {steps}, loss {sum(losses[-5:]) / 5:.3f}")
         train_seconds = time.monotonic() - t0

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "lookfirst.pools",
     "lookfirst.ingest",
     "lookfirst.scoring",
+    "lookfirst.curation",
 ]
 
 MIDDLEWARE = [
