@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 
 
 class Pool(models.Model):
@@ -98,11 +102,16 @@ class Item(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["pool", "content_key"], name="item_unique_content_per_pool")]
+        # Keyset pages sort by (COALESCE(column, -1), id) within a pool; each sort has its index.
         indexes = [
             models.Index(fields=["pool", "id"], name="item_pool_id"),
             models.Index(fields=["pool", "bucket", "id"], name="item_pool_bucket"),
-            models.Index(fields=["pool", "pass_rate", "id"], name="item_pool_passrate"),
-            models.Index(fields=["pool", "clip_sim", "id"], name="item_pool_clip"),
+            models.Index(F("pool"), Coalesce("pass_rate", Value(-1.0)), F("id"), name="item_pool_passrate"),
+            models.Index(F("pool"), Coalesce("clip_sim", Value(-1.0)), F("id"), name="item_pool_clip"),
+            models.Index(F("pool"), Coalesce("bucket_confidence", Value(-1.0)), F("id"), name="item_pool_conf"),
+            models.Index(F("pool"), F("bucket"), Coalesce("clip_sim", Value(-1.0)), F("id"),
+                         name="item_pool_bucket_clip"),
+            GinIndex(SearchVector("question", config="simple"), name="item_question_search"),
         ]
 
     def __str__(self) -> str:
