@@ -28,4 +28,4 @@ django.setup()
 
 app = Celery("lookfirst")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("workers.tasks.ingest", "workers.tasks.scoring")
+app.conf.imports = ("workers.tasks.ingest", "workers.tasks.scoring", "workers.tasks.curation")

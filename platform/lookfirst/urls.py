@@ -9,5 +9,6 @@ urlpatterns = [
     path("healthz", lambda request: HttpResponse("ok", content_type="text/plain"), name="healthz"),
     path("admin/", admin.site.urls),
     path("ingest/", include("lookfirst.ingest.urls")),
+    path("", include("lookfirst.curation.urls")),
     path("", include("lookfirst.pools.urls")),
 ]

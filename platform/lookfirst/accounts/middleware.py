@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import JsonResponse
+from django.http import HttpResponseForbidden, JsonResponse
+
+from lookfirst.accounts.roles import Role, role_of
 
 OPEN_PATHS = ("/accounts/login/", "/static/", "/healthz")
 
@@ -12,6 +14,8 @@ class LoginRequiredMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.user.is_authenticated and request.path.startswith("/admin/") and role_of(request.user) < Role.ADMIN:
+            return HttpResponseForbidden("The admin pages are for admins.")
         if request.user.is_authenticated or request.path.startswith(OPEN_PATHS):
             return self.get_response(request)
         if request.path.startswith("/api/"):

@@ -134,3 +134,39 @@ def items_bulk_update(*, user, item_ids: list[int], changes: dict, source: str =
         if progress and n % 50 == 0:
             progress(n)
     return changed
+
+
+def changes_validate(*, changes: dict) -> dict:
+    return _clean(changes)
+
+
+def bulk_job_create(*, user, pool, item_ids: list[int], changes: dict):
+    """Queue a large bulk edit for a worker (after commit)."""
+    from lookfirst.curation.models import BulkJob
+
+    check_role(user, Role.CURATOR)
+    _clean(changes)
+    with transaction.atomic():
+        job = BulkJob.objects.create(pool=pool, user=user, item_ids=item_ids, changes=changes, total=len(item_ids))
+        transaction.on_commit(lambda: _send("workers.tasks.curation.bulk", job.pk))
+    return job
+
+
+def bulk_job_execute(*, job_id: int) -> None:
+    """Apply a queued bulk edit. Running it again is harmless: unchanged items write no audit entry."""
+    from lookfirst.curation.models import BulkJob
+
+    job = BulkJob.objects.select_related("user").get(pk=job_id)
+    if job.state == BulkJob.State.DONE:
+        return
+    BulkJob.objects.filter(pk=job_id).update(state=BulkJob.State.RUNNING, done=0)
+    changed = items_bulk_update(
+        user=job.user, item_ids=job.item_ids, changes=job.changes,
+        progress=lambda n: BulkJob.objects.filter(pk=job_id).update(done=n))
+    BulkJob.objects.filter(pk=job_id).update(state=BulkJob.State.DONE, done=job.total, changed=changed)
+
+
+def _send(name: str, *args) -> None:
+    from workers.app import app
+
+    app.send_task(name, args=list(args), queue="cpu")

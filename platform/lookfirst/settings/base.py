@@ -107,6 +107,7 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.ingest.*": {"queue": "cpu"},
     "workers.tasks.scoring.dispatch": {"queue": "cpu"},
     "workers.tasks.scoring.chunk": {"queue": "gpu"},
+    "workers.tasks.curation.*": {"queue": "cpu"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged task (its worker was killed) goes back to the queue after this many seconds.

@@ -1,0 +1,77 @@
+"""Small server-side charts and badges: SVG histograms render with no JavaScript and no CDN."""
+from __future__ import annotations
+
+from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+COLOURS = {"easy": "#1f9d55", "medium": "#d97706", "hard": "#c0392b", "unscored": "#9ca3af"}
+
+
+@register.simple_tag
+def histogram(counts: list[int], low: float = 0.0, high: float = 1.0, colour: str = "#2f5bea",
+              width: int = 360, height: int = 120, label: str = ""):
+    """A bar chart of `counts` over [low, high], with axis ticks and the total."""
+    n = len(counts) or 1
+    top = max(counts) if counts and max(counts) > 0 else 1
+    plot_h, left, bottom = height - 28, 34, height - 18
+    bar_w = (width - left - 6) / n
+    bars = format_html_join(
+        "", '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}–{}: {}</title></rect>',
+        ((f"{left + i * bar_w + 1:.1f}", f"{bottom - c / top * plot_h:.1f}", f"{max(bar_w - 2, 1):.1f}",
+          f"{c / top * plot_h:.1f}", colour, f"{low + (high - low) * i / n:.2f}",
+          f"{low + (high - low) * (i + 1) / n:.2f}", c)
+         for i, c in enumerate(counts)))
+    ticks = format_html_join(
+        "", '<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="#6b7280">{}</text>',
+        ((f"{left + (width - left - 6) * f:.1f}", height - 4, f"{low + (high - low) * f:g}")
+         for f in (0, 0.25, 0.5, 0.75, 1)))
+    return format_html(
+        '<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{label}">'
+        '<line x1="{left}" y1="{b}" x2="{w}" y2="{b}" stroke="#cbd0d8"/>'
+        '<text x="2" y="12" font-size="10" fill="#6b7280">{top}</text>{bars}{ticks}</svg>',
+        w=width, h=height, left=left, b=bottom, top=top, bars=bars, ticks=ticks, label=label or "histogram")
+
+
+@register.simple_tag
+def stacked_bar(parts: dict, width: int = 360):
+    """One horizontal bar split by bucket (easy/medium/hard/unscored)."""
+    total = sum(parts.values()) or 1
+    segments = format_html_join(
+        "", '<div class="seg" style="width:{}%;background:{}" title="{}: {}"></div>',
+        ((f"{100 * v / total:.2f}", COLOURS.get(k, "#9ca3af"), k, v) for k, v in parts.items() if v))
+    return format_html('<div class="stacked" style="max-width:{}px">{}</div>', width, segments)
+
+
+@register.filter
+def pct(value, digits: int = 0):
+    if value is None:
+        return "–"
+    return f"{100 * float(value):.{digits}f}%"
+
+
+@register.filter
+def num(value, digits: int = 2):
+    if value is None:
+        return "–"
+    return f"{float(value):.{digits}f}"
+
+
+@register.simple_tag
+def bucket_badge(bucket: str, source: str = ""):
+    mark = {"curator": " ✎", "pseudo_label": " ≈"}.get(source, "")
+    return format_html('<span class="bucket b-{}">{}{}</span>', bucket, bucket, mark)
+
+
+@register.simple_tag(takes_context=True)
+def url_with(context, **changes):
+    """The current URL's query string with some parameters replaced (None removes one)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return mark_safe("?" + params.urlencode()) if params else "?"
