@@ -203,5 +203,7 @@ def bulk_job(request, job_id: int):
 def settings_page(request):
     check_role(request.user, Role.ADMIN)
     from lookfirst.scoring.models import BucketPolicy
+    from lookfirst.scoring.services import policies_ensure
 
+    policies_ensure()
     return render(request, "curation/settings.html", {"policies": BucketPolicy.objects.order_by("name")})

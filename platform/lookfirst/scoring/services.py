@@ -28,6 +28,13 @@ class ScoringError(ValueError):
     pass
 
 
+def policies_ensure() -> None:
+    """Make sure the built-in bucket policies exist (a migration seeds them; a flushed database loses them)."""
+    for name, (description, rules, sort, reference_n) in policies.BUILTIN_POLICIES.items():
+        BucketPolicy.objects.get_or_create(name=name, defaults={
+            "description": description, "rules": rules, "sort": sort, "reference_n": reference_n, "builtin": True})
+
+
 def scoring_run_create(
     *, user, pool: Pool, model_spec: str, clip_spec: str = "", n_samples: int = 8, temperature: float = 1.2,
     top_p: float = 0.99, max_new_tokens: int = 2048, seed: int = 0, policy: str = "pebr", adaptive: bool = False,
@@ -45,6 +52,7 @@ def scoring_run_create(
         raise ScoringError(str(exc)) from None
     if n_samples < 1 or not (0 < top_p <= 1) or temperature < 0:
         raise ScoringError("need n_samples >= 1, 0 < top_p <= 1 and temperature >= 0")
+    policies_ensure()
     try:
         bucket_policy = BucketPolicy.objects.get(name=policy)
     except BucketPolicy.DoesNotExist:
