@@ -15,7 +15,7 @@ import math
 import re
 from collections import Counter
 
-from trainer.verify import equivalence_classes, extract_answer, grade
+from trainer.verify import equivalence_classes, extract_answer, grade, last_boxed
 
 PEBR_HEADERS = ("### Image Description:", "### Rationales:", "### Step 1:", "### The final answer is:")
 # PeBR-R1 stage 1: 0.4 clip + 0.4 keyword + 0.1 format + 0.1 length.
@@ -148,13 +148,8 @@ def boxed_answer(response: str) -> str | None:
     >>> boxed_answer(r"\boxed{1} then \boxed{\frac{1}{2}}"), boxed_answer("none")
     ('\\frac{1}{2}', None)
     """
-    for match in reversed(list(re.finditer(r"\\boxed\s*\{", response))):
-        depth = 0
-        for i in range(match.end() - 1, len(response)):
-            depth += {"{": 1, "}": -1}.get(response[i], 0)
-            if depth == 0:
-                return response[match.end():i].strip()
-    return None
+    content = last_boxed(response, commands=("boxed",))
+    return None if content is None else content.strip()
 
 
 def majority_vote_rewards(responses: list[str], answer_type: str = "auto") -> list[float]:
@@ -185,3 +180,14 @@ def empo_rewards(responses: list[str], answer_type: str = "auto") -> list[float]
     ids = equivalence_classes([extract_answer(response) for response in responses], answer_type)
     sizes = Counter(ids)
     return [sizes[class_id] / len(responses) if class_id >= 0 else 0.0 for class_id in ids]
+
+
+def capcurriculum_format(response: str) -> float:
+    r"""CapCurriculum's format component alone (what ``capcurriculum_reward`` reports as "format").
+
+    For rows without an answer, whose accuracy comes from a label-free reward instead.
+
+    >>> capcurriculum_format(r"<think>x</think> \boxed{B}"), capcurriculum_format(r"\boxed{B}")
+    (1.0, 0.0)
+    """
+    return 1.0 if CAPCURRICULUM_FORMAT.fullmatch(response) else 0.0

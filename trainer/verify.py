@@ -7,6 +7,8 @@ Everything here is pure and never raises on odd input: a bad answer grades False
 uses math-verify with its signal-based timeouts switched off (``parsing_timeout=None``,
 ``timeout_seconds=None``): ``signal.alarm`` only works in the main thread, so the default would fail
 inside Celery threads or data-loader workers. math-verify logs one warning per process about this.
+Without a timeout, power towers and huge factorials are refused before comparison (they would never
+return); anything else pathological is bounded only by the caller's task time limit.
 
 >>> extract_answer("### Step 1: count.\n### The final answer is: **3**.")
 '3'
@@ -22,7 +24,9 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 FINAL_ANSWER_HEADER = "### The final answer is:"
 ANSWER_TYPES = ("auto", "multiple_choice", "yes_no", "number", "free_text")
@@ -79,7 +83,7 @@ def extract_answer(response: str) -> str | None:
     """
     if not isinstance(response, str) or not response.strip():
         return None
-    for find in (_after_final_header, _last_boxed, _last_answer_tag, _last_answer_line, _last_line):
+    for find in (_after_final_header, last_boxed, _last_answer_tag, _last_answer_line, _last_line):
         try:
             found = find(response)
         except Exception:  # a malformed response must not stop the others
@@ -100,15 +104,39 @@ def _after_final_header(response: str) -> str | None:
     if end >= 0:
         section = section[:end]
     # A boxed answer or an "answer is" line inside the section is more precise than the whole section.
-    return _last_boxed(section) or _last_answer_line(section) or " ".join(section.split())
+    return last_boxed(section) or _last_answer_line(section) or " ".join(section.split())
 
 
-def _last_boxed(text: str) -> str | None:
-    for match in reversed(list(re.finditer(r"\\(?:boxed|fbox)\s*\{", text))):
-        content = _balanced(text, match.end() - 1)
-        if content is not None:
-            return content
+def last_boxed(text: str, commands: tuple[str, ...] = ("boxed", "fbox")) -> str | None:
+    r"""Content of the last ``\boxed{...}`` (or ``\fbox{...}``) whose braces close, or None.
+
+    One pass over the text, so a response full of unclosed boxes stays linear.
+
+    >>> last_boxed(r"\boxed{1} then \boxed{\frac{1}{2}} and \boxed{oops"), last_boxed("none")
+    ('\\frac{1}{2}', None)
+    """
+    pattern = re.compile(r"\\(?:" + "|".join(map(re.escape, commands)) + r")\s*\{")
+    matches = list(pattern.finditer(text))
+    if not matches:
+        return None
+    closing = _closing_braces(text)
+    for match in reversed(matches):
+        open_at = match.end() - 1
+        if open_at in closing:
+            return text[open_at + 1:closing[open_at]]
     return None
+
+
+def _closing_braces(text: str) -> dict[int, int]:
+    """Map each "{" that closes to the index of its "}"."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for i, char in enumerate(text):
+        if char == "{":
+            stack.append(i)
+        elif char == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
 
 
 def _balanced(text: str, open_at: int) -> str | None:
@@ -143,9 +171,11 @@ def _last_line(text: str) -> str | None:
 
 
 def _clean(text: str) -> str:
-    """Strip whitespace, trailing periods and wrapping markup until nothing changes."""
+    """Strip whitespace, trailing periods and wrapping markup until nothing changes (16 layers at most)."""
     previous = None
-    while text != previous:
+    for _ in range(16):
+        if text == previous:
+            break
         previous = text
         text = text.strip().rstrip(".").strip()
         for left, right in (("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]"), ("**", "**")):
@@ -160,7 +190,7 @@ def _clean(text: str) -> str:
 def _unwrap_command(text: str) -> str:
     for name in _WRAPPING_COMMANDS:
         prefix = "\\" + name + "{"
-        if text.startswith(prefix) and _balanced(text, len(prefix) - 1) == text[len(prefix):-1]:
+        if text.startswith(prefix) and text.endswith("}") and _balanced(text, len(prefix) - 1) == text[len(prefix):-1]:
             return text[len(prefix):-1]
     return text
 
@@ -226,8 +256,14 @@ def grade(predicted: str | None, truth: str, answer_type: str = "auto") -> bool:
         return False
 
 
-@lru_cache(maxsize=8192)
 def _grade(predicted: str, truth: str, answer_type: str) -> bool:
+    # Voting compares the same short answers many times; long strings are not worth keeping.
+    if len(predicted) + len(truth) <= 256:
+        return _grade_cached(predicted, truth, answer_type)
+    return _grade_uncached(predicted, truth, answer_type)
+
+
+def _grade_uncached(predicted: str, truth: str, answer_type: str) -> bool:
     predicted, truth = _clean(predicted), _clean(truth)
     if not predicted or not truth:
         return False
@@ -257,6 +293,9 @@ def _grade(predicted: str, truth: str, answer_type: str) -> bool:
     return _looks_like_math(truth) and _looks_like_math(predicted) and _math_equal(predicted, truth)
 
 
+_grade_cached = lru_cache(maxsize=8192)(_grade_uncached)
+
+
 def _choice_letter(text: str) -> str | None:
     for pattern in _CHOICE_PATTERNS:
         match = pattern.match(text.strip())
@@ -274,7 +313,8 @@ def _yes_no(text: str) -> bool | None:
 
 def _split_list(text: str) -> list[str]:
     """Split on top-level commas and semicolons; thousands separators and brackets stay whole."""
-    parts, depth, start = [], 0, 0
+    parts: list[str] = []
+    depth = start = 0
     for i, char in enumerate(text):
         if char in "([{":
             depth += 1
@@ -346,7 +386,7 @@ def _math_equal(predicted: str, truth: str) -> bool:
         return False
 
 
-def _math_parse(parse, text: str) -> list:
+def _math_parse(parse: Callable[..., list[Any]], text: str) -> list[Any]:
     wrapped = text if "$" in text else f"${text}$"
     return parse(wrapped, parsing_timeout=None) or parse(text, parsing_timeout=None)
 
@@ -371,7 +411,7 @@ def _tame(expr: object) -> bool:
         return False
 
 
-def _below(number, limit: float) -> bool:
+def _below(number: Any, limit: float) -> bool:
     value = complex(number.evalf(15))
     return abs(value) <= limit
 

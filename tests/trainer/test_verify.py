@@ -203,3 +203,28 @@ def test_docstring_examples_run():
     result = doctest.testmod(verify)
     assert result.failed == 0
     assert result.attempted > 0
+
+
+# ---------------------------------------------------------------- hostile input stays fast
+
+
+def test_last_boxed_skips_unclosed_boxes():
+    assert verify.last_boxed("\\boxed{a{b}c} then \\boxed{unclosed") == "a{b}c"
+    assert verify.last_boxed("\\fbox{7}") == "7"
+    assert verify.last_boxed("\\fbox{7}", commands=("boxed",)) is None
+
+
+def test_thousands_of_unclosed_boxes_are_read_in_one_pass():
+    assert extract_answer("\\boxed{" * 5000) == "\\boxed{" * 5000  # last line fallback, not a quadratic scan
+
+
+@pytest.mark.parametrize("expression", ["10^{10^{10}}", "(10^{100})!", "2^{(10^{100})!}", "\\Gamma(10^{10})"])
+def test_power_towers_and_huge_factorials_are_refused_not_computed(expression):
+    # math-verify runs without a timeout here, so these would never return if compared.
+    assert grade(expression, "2", "free_text") is False
+    assert grade("2", expression, "free_text") is False
+
+
+def test_large_but_tame_math_is_still_compared():
+    assert grade("x^{8}", "x^{2^{3}}", "free_text") is True
+    assert grade("5!", "120", "free_text") is True
