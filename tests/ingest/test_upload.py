@@ -94,7 +94,7 @@ def test_pool_pages_show_ingested_items(client, viewer, tmp_path):
     client.force_login(viewer)
 
     listing = client.get(reverse("pools:list")).content.decode()
-    detail = client.get(reverse("pools:detail", args=["shown"])).content.decode()
+    detail = client.get(reverse("curation:browser", args=["shown"])).content.decode()
 
     assert "shown" in listing and "Upload and ingest" not in listing  # viewers get no upload form
     item = Item.objects.filter(pool__name="shown").order_by("id").first()

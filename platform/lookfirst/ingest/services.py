@@ -106,15 +106,34 @@ def ingest_path(*, user, pool_name: str, path: Path, fmt: str = "auto", images_d
     return ingest_run_execute(run_id=run.pk, progress=progress)
 
 
+class _CheckedCache:
+    """Images already checked in this run, by file path: VQA pools ask many questions about one image."""
+
+    def __init__(self, max_bytes: int, max_pixels: int, size: int = 8192) -> None:
+        self.max_bytes, self.max_pixels, self.size = max_bytes, max_pixels, size
+        self.by_path: dict[Path, CheckedImage] = {}
+        self.stored: set[str] = set()
+
+    def check(self, ref) -> CheckedImage:
+        if ref.path is not None and ref.path in self.by_path:
+            return self.by_path[ref.path]
+        checked = image_check(ref, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        if ref.path is not None:
+            if len(self.by_path) >= self.size:
+                self.by_path.pop(next(iter(self.by_path)))
+            self.by_path[ref.path] = checked
+        return checked
+
+
 def _batches(rows: Iterable[SourceRow | RowError]) -> Iterable[_Batch]:
     batch = _Batch()
-    max_bytes, max_pixels = settings.LOOKFIRST_MAX_IMAGE_BYTES, settings.LOOKFIRST_MAX_IMAGE_PIXELS
+    cache = _CheckedCache(settings.LOOKFIRST_MAX_IMAGE_BYTES, settings.LOOKFIRST_MAX_IMAGE_PIXELS)
     for row in rows:
         batch.rows += 1
         if isinstance(row, RowError):
             batch.errors.append(row)
         else:
-            _add_row(batch, row, max_bytes, max_pixels)
+            _add_row(batch, row, cache)
         if batch.rows >= BATCH_ROWS:
             yield batch
             batch = _Batch()
@@ -122,7 +141,7 @@ def _batches(rows: Iterable[SourceRow | RowError]) -> Iterable[_Batch]:
         yield batch
 
 
-def _add_row(batch: _Batch, row: SourceRow, max_bytes: int, max_pixels: int) -> None:
+def _add_row(batch: _Batch, row: SourceRow, cache: _CheckedCache) -> None:
     if not row.question.strip():
         batch.errors.append(RowError(row.row, "question", "question is empty"))
         return
@@ -132,13 +151,15 @@ def _add_row(batch: _Batch, row: SourceRow, max_bytes: int, max_pixels: int) -> 
     checked: list[CheckedImage] = []
     for index, ref in enumerate(row.images):
         try:
-            checked.append(image_check(ref, max_bytes=max_bytes, max_pixels=max_pixels))
+            checked.append(cache.check(ref))
         except ImageRejected as exc:
             batch.errors.append(RowError(row.row, f"images[{index}]", f"{exc} ({ref.name})"))
             return
     shas = [c.sha256 for c in checked]
     for image in checked:
-        batch.images.setdefault(image.sha256, image)
+        if image.sha256 not in cache.stored:
+            batch.images.setdefault(image.sha256, image)
+            cache.stored.add(image.sha256)
     metadata = dict(row.metadata)
     declared_type = metadata.pop("answer_type", None)
     content_key = hashlib.sha256(json.dumps([shas, row.question]).encode()).hexdigest()
