@@ -138,6 +138,7 @@ def _score_items(run: ScoringRun, items: list[Item]) -> list[ItemScore]:
         if isinstance(texts, (EndpointError, Exception)):
             rows[item.pk] = ItemScore(run=run, item=item, error=str(texts))
             continue
+        texts = [t.replace("\x00", "\ufffd") for t in texts]  # PostgreSQL text cannot hold NUL bytes
         extracted = [extract_answer(t) for t in texts]
         truth = item.answer
         kind = item.answer_type if item.answer_type != "none" else "auto"

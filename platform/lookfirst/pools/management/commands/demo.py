@@ -1,4 +1,8 @@
-"""`make demo`: the whole pipeline on a generated shapes pool, then the product, served."""
+"""`make demo`: the whole pipeline on a generated shapes pool, then the product, served.
+
+generate pool -> ingest -> build/load built-in models -> score (pass rates + CLIP + buckets)
+-> [snapshot -> export -> staged training, as those parts land] -> serve the UI.
+"""
 from __future__ import annotations
 
 from django.conf import settings
@@ -6,14 +10,17 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from lookfirst.ingest import services
+from lookfirst.ingest import services as ingest
 from lookfirst.pools.models import Pool
+from lookfirst.scoring import services as scoring
+from lookfirst.scoring.models import ScoringRun
 
 DEMO_POOL = "shapes-demo"
+VLM, CLIP = "lookfirst:shapes-vlm", "lookfirst:shapes-clip"
 
 
 class Command(BaseCommand):
-    help = "Generate and ingest the demo pool, then start the product (see `up`)."
+    help = "Generate, ingest and score the demo pool, then start the product (see `up`)."
 
     def add_arguments(self, parser):
         parser.add_argument("--items", type=int, default=300)
@@ -22,21 +29,40 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="prepare the demo and exit")
 
     def handle(self, *args, items: int, seed: int, port: int | None, no_serve: bool, **options):
+        from lookfirst.scoring.management.commands.builtin_models import ensure_with_bar
         from workers.shapes import write_pool
 
         call_command("migrate", interactive=False, verbosity=0)
         folder = settings.LOOKFIRST_HOME / "demo" / f"shapes-{seed}-{items}"
         jsonl = folder / "train.jsonl"
         if not jsonl.exists():
-            with tqdm(total=items, unit="item", desc="1/2 generate demo pool") as bar:
+            with tqdm(total=items, unit="item", desc="generate demo pool") as bar:
                 write_pool(folder, n=items, seed=seed, progress=lambda done: bar.update(done - bar.n))
-        with tqdm(total=items, unit="row", desc="2/2 ingest") as bar:
-            run = services.ingest_path(user=None, pool_name=DEMO_POOL, path=jsonl,
-                                       progress=lambda r: bar.update(r.rows_seen - bar.n))
+        with tqdm(total=items, unit="row", desc="ingest") as bar:
+            run = ingest.ingest_path(user=None, pool_name=DEMO_POOL, path=jsonl,
+                                     progress=lambda r: bar.update(r.rows_seen - bar.n))
         pool = Pool.objects.get(name=DEMO_POOL)
-        self.stdout.write(
-            f"pool {pool.name}: {pool.items.count()} items ({run.ingested} new, {run.duplicates} duplicates, "
-            f"{run.skipped} row errors)"
-        )
+        self.stdout.write(f"pool {pool.name}: {pool.items.count()} items ({run.ingested} new, "
+                          f"{run.duplicates} duplicates, {run.skipped} row errors)")
+        ensure_with_bar("shapes-vlm")
+        ensure_with_bar("shapes-clip")
+        scored = self._score(pool)
+        b = scored.summary["buckets"]
+        self.stdout.write(f"scoring run #{scored.pk}: Easy {b['easy']}, Medium {b['medium']}, Hard {b['hard']}"
+                          f" ({scored.failed} failed)")
         if not no_serve:
             call_command("up", **({"port": port} if port else {}))
+
+    def _score(self, pool: Pool) -> ScoringRun:
+        """PeBR-R1 rule with the built-ins: 8 answers per item at T 1.2, top_p 0.99 (science.md)."""
+        done = ScoringRun.objects.filter(pool=pool, model_spec=VLM, state=ScoringRun.State.DONE).first()
+        if done is not None:
+            return done
+        run = scoring.scoring_run_create(user=None, pool=pool, model_spec=VLM, clip_spec=CLIP, n_samples=8,
+                                         temperature=1.2, top_p=0.99, max_new_tokens=160, seed=0, enqueue=False)
+        with tqdm(total=run.total, unit="item", desc="score (8 answers/item + CLIP)") as bar:
+            for chunk in scoring.scoring_run_chunks(run_id=run.pk):
+                scoring.scoring_chunk_execute(run_id=run.pk, item_ids=chunk)
+                bar.update(len(chunk))
+        run.refresh_from_db()
+        return run
