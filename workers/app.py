@@ -28,4 +28,5 @@ django.setup()
 
 app = Celery("lookfirst")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("workers.tasks.ingest", "workers.tasks.scoring", "workers.tasks.curation")
+app.conf.imports = ("workers.tasks.ingest", "workers.tasks.scoring", "workers.tasks.curation", "workers.tasks.labelstudio", "workers.tasks.exports",
+                    "workers.tasks.training")

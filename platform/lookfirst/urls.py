@@ -9,6 +9,9 @@ urlpatterns = [
     path("healthz", lambda request: HttpResponse("ok", content_type="text/plain"), name="healthz"),
     path("admin/", admin.site.urls),
     path("ingest/", include("lookfirst.ingest.urls")),
+    path("labelstudio/", include("lookfirst.labelstudio.urls")),
+    path("api/", include("lookfirst.api.urls")),
+    path("training/", include("lookfirst.training.urls")),
     path("", include("lookfirst.curation.urls")),
     path("", include("lookfirst.pools.urls")),
 ]

@@ -4,7 +4,7 @@ from django.http import HttpResponseForbidden, JsonResponse
 
 from lookfirst.accounts.roles import Role, role_of
 
-OPEN_PATHS = ("/accounts/login/", "/static/", "/healthz")
+OPEN_PATHS = ("/accounts/login/", "/static/", "/healthz", "/labelstudio/images/")
 
 
 class LoginRequiredMiddleware:
@@ -19,5 +19,10 @@ class LoginRequiredMiddleware:
         if request.user.is_authenticated or request.path.startswith(OPEN_PATHS):
             return self.get_response(request)
         if request.path.startswith("/api/"):
+            from lookfirst.api.services import bearer_user
+
+            request.user = bearer_user(request) or request.user  # API clients log in with a bearer token
+            if request.user.is_authenticated:
+                return self.get_response(request)
             return JsonResponse({"detail": "authentication required"}, status=401)
         return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)

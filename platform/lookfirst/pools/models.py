@@ -105,7 +105,10 @@ class Item(models.Model):
         # Keyset pages sort by (COALESCE(column, -1), id) within a pool; each sort has its index.
         indexes = [
             models.Index(fields=["pool", "id"], name="item_pool_id"),
-            models.Index(fields=["pool", "bucket", "id"], name="item_pool_bucket"),
+            models.Index(fields=["pool", "excluded", "bucket", "id"], name="item_pool_kept_bucket"),
+            # Counts, histograms: index-only scans over (pool, kept, value).
+            models.Index(fields=["pool", "excluded", "pass_rate"], name="item_pool_kept_passrate"),
+            models.Index(fields=["pool", "excluded", "clip_sim"], name="item_pool_kept_clip"),
             models.Index(F("pool"), Coalesce("pass_rate", Value(-1.0)), F("id"), name="item_pool_passrate"),
             models.Index(F("pool"), Coalesce("clip_sim", Value(-1.0)), F("id"), name="item_pool_clip"),
             models.Index(F("pool"), Coalesce("bucket_confidence", Value(-1.0)), F("id"), name="item_pool_conf"),

@@ -26,6 +26,12 @@ def pool_source_counts(*, pool: Pool) -> dict[str, int]:
     return {r["source"]: r["n"] for r in rows}
 
 
+def pool_bucket_totals(*, pool: Pool) -> dict[str, int]:
+    """{bucket: n} over kept items: an index-only scan of (pool, excluded, bucket)."""
+    rows = Item.objects.filter(pool=pool, excluded=False).values("bucket").annotate(n=Count("id")).order_by()
+    return {row["bucket"]: row["n"] for row in rows}
+
+
 def pool_bucket_counts(*, pool: Pool) -> dict[str, dict[str, int]]:
     """{bucket: {bucket_source: n}} over the pool's kept items, in one query."""
     out: dict[str, dict[str, int]] = {}

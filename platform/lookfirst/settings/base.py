@@ -27,6 +27,11 @@ INSTALLED_APPS = [
     "lookfirst.ingest",
     "lookfirst.scoring",
     "lookfirst.curation",
+    "lookfirst.training",
+    "lookfirst.labelstudio",
+    "ninja",  # serves the API docs' assets locally (no CDN)
+    "lookfirst.snapshots",
+    "lookfirst.api",
 ]
 
 MIDDLEWARE = [
@@ -107,7 +112,10 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.ingest.*": {"queue": "cpu"},
     "workers.tasks.scoring.dispatch": {"queue": "cpu"},
     "workers.tasks.scoring.chunk": {"queue": "gpu"},
+    "workers.tasks.exports.*": {"queue": "cpu"},
     "workers.tasks.curation.*": {"queue": "cpu"},
+    "workers.tasks.training.*": {"queue": "training"},
+    "workers.tasks.labelstudio.*": {"queue": "cpu"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged task (its worker was killed) goes back to the queue after this many seconds.

@@ -75,3 +75,44 @@ def url_with(context, **changes):
         else:
             params[key] = value
     return mark_safe("?" + params.urlencode()) if params else "?"
+
+
+PALETTE = ("#2f5bea", "#d97706", "#1f9d55", "#c0392b", "#7c3aed", "#0e7490")
+
+
+@register.simple_tag
+def line_chart(series: dict, width: int = 420, height: int = 160, label: str = ""):
+    """Lines of (x, y) points, one per series name, with a legend: reward curves and eval comparisons."""
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return format_html('<p class="muted">No points yet.</p>')
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+    left, right, top, bottom = 44, width - 8, 8, height - 22
+
+    def sx(x):
+        return left + (x - x0) / (x1 - x0) * (right - left)
+
+    def sy(y):
+        return bottom - (y - y0) / (y1 - y0) * (bottom - top)
+
+    lines, legend = [], []
+    for i, (name, values) in enumerate(series.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in values)
+        lines.append(format_html('<polyline fill="none" stroke="{}" stroke-width="1.8" points="{}"><title>{}</title></polyline>',
+                                 colour, path, name))
+        if len(values) == 1:
+            x, y = values[0]
+            lines.append(format_html('<circle cx="{}" cy="{}" r="3" fill="{}"/>', f"{sx(x):.1f}", f"{sy(y):.1f}", colour))
+        legend.append(format_html('<span class="legend"><i style="background:{}"></i>{}</span>', colour, name))
+    axis = format_html(
+        '<line x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="#cbd0d8"/><line x1="{l}" y1="{t}" x2="{l}" y2="{b}" stroke="#cbd0d8"/>'
+        '<text x="2" y="{t2}" font-size="10" fill="#6b7280">{ymax}</text><text x="2" y="{b}" font-size="10" fill="#6b7280">{ymin}</text>'
+        '<text x="{l}" y="{h}" font-size="10" fill="#6b7280">{xmin}</text><text x="{r}" y="{h}" font-size="10" text-anchor="end" fill="#6b7280">{xmax}</text>',
+        l=left, r=right, t=top, b=bottom, t2=top + 8, h=height - 4, ymax=f"{y1:.3g}", ymin=f"{y0:.3g}",
+        xmin=f"{x0:g}", xmax=f"{x1:g}")
+    return format_html('<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{a}">{axis}{lines}</svg><div>{legend}</div>',
+                       w=width, h=height, a=label or "line chart", axis=axis, lines=mark_safe("".join(lines)),
+                       legend=mark_safe("".join(legend)))

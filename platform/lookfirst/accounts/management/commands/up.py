@@ -45,10 +45,12 @@ class Command(BaseCommand):
                               "lookfirst.wsgi:application"], env=environ, cwd=ROOT),
         ]
         if not no_worker:
-            processes.append(subprocess.Popen(
-                [python, "-m", "celery", "-A", "workers.app", "worker", "-Q", "cpu,gpu,training",
-                 f"--concurrency={concurrency}", "--without-mingle", "--without-gossip", "-l", "warning",
-                 "-n", f"lookfirst-{os.getpid()}@%h"], env=environ, cwd=ROOT))
+            # One worker for ingest/scoring/exports, one for training, so a long GRPO job never blocks curation.
+            for name, queues in (("main", "cpu,gpu"), ("training", "training")):
+                processes.append(subprocess.Popen(
+                    [python, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues,
+                     f"--concurrency={concurrency}", "--without-mingle", "--without-gossip", "-l", "warning",
+                     "-n", f"lookfirst-{name}-{os.getpid()}@%h"], env=environ, cwd=ROOT))
         stop = _Stopper(processes)
         signal.signal(signal.SIGTERM, stop.on_signal)
         signal.signal(signal.SIGINT, stop.on_signal)
