@@ -1,7 +1,8 @@
 """`make demo`: the whole pipeline on a generated shapes pool, then the product, served.
 
 generate pool -> ingest -> build/load built-in models -> score (pass rates + CLIP + buckets)
--> [snapshot -> export -> staged training, as those parts land] -> serve the UI.
+-> snapshot -> exports (TRL + EasyR1) -> queue a PeBR two-stage and a merged GRPO job
+-> serve the UI (the training worker runs the two jobs while you watch).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=20261126)
         parser.add_argument("--port", type=int, default=None)
         parser.add_argument("--no-serve", action="store_true", help="prepare the demo and exit")
+        parser.add_argument("--no-train", action="store_true", help="do not queue the two demo training jobs")
 
     def handle(self, *args, items: int, seed: int, port: int | None, no_serve: bool, **options):
         from lookfirst.scoring.management.commands.builtin_models import ensure_with_bar
@@ -50,6 +52,9 @@ class Command(BaseCommand):
         b = scored.summary["buckets"]
         self.stdout.write(f"scoring run #{scored.pk}: Easy {b['easy']}, Medium {b['medium']}, Hard {b['hard']}"
                           f" ({scored.failed} failed)")
+        snapshot = self._snapshot_and_export(pool)
+        if not options.get("no_train"):
+            self._queue_training(snapshot)
         if not no_serve:
             call_command("up", **({"port": port} if port else {}))
 
@@ -66,3 +71,37 @@ class Command(BaseCommand):
                 bar.update(len(chunk))
         run.refresh_from_db()
         return run
+
+    def _snapshot_and_export(self, pool: Pool):
+        from lookfirst.snapshots.models import Export, Snapshot
+        from lookfirst.snapshots.services import export_create, export_execute, snapshot_create
+
+        snapshot = Snapshot.objects.filter(pool=pool, name="demo").order_by("-version").first()
+        if snapshot is None:
+            snapshot = snapshot_create(user=None, pool=pool, name="demo", description="made by make demo")
+        self.stdout.write(f"snapshot #{snapshot.pk} {snapshot.name} v{snapshot.version} ({snapshot.manifest_hash[:12]})")
+        for fmt in ("trl", "easyr1"):
+            export = Export.objects.filter(snapshot=snapshot, format=fmt, rule="pebr-2stage",
+                                           state=Export.State.DONE).first()
+            if export is None:
+                export = export_create(user=None, snapshot=snapshot, fmt=fmt, rule="pebr-2stage", enqueue=False)
+                with tqdm(total=None, unit="row", desc=f"export {fmt}") as bar:
+                    export = export_execute(export_id=export.pk, progress=lambda e: bar.update(e.progress - bar.n))
+            splits = {k: v["rows"] for k, v in (export.manifest or {}).get("splits", {}).items()}
+            self.stdout.write(f"export {fmt}: {export.out_dir} {splits}")
+        return snapshot
+
+    def _queue_training(self, snapshot) -> None:
+        from lookfirst.accounts.services import admin_ensure
+        from lookfirst.training.models import TrainingJob
+        from lookfirst.training.services import training_job_create
+        from django.contrib.auth import get_user_model
+
+        if TrainingJob.objects.filter(snapshot=snapshot).exists():
+            return
+        username, _ = admin_ensure(credentials_file=settings.LOOKFIRST_HOME / "admin.json")
+        admin = get_user_model().objects.get(username=username)
+        for recipe in ("pebr-2stage", "merged"):
+            job = training_job_create(user=admin, snapshot=snapshot, recipe=recipe, model_spec=VLM, clip_spec=CLIP,
+                                      config_name="cpu-demo.yaml")
+            self.stdout.write(f"training job #{job.pk} ({recipe}) queued: it runs once the product is up")
