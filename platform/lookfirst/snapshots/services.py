@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -174,7 +175,8 @@ def export_create(*, user, snapshot: Snapshot, fmt: str, rule: str, out_dir: str
                                        eval_seed=eval_seed, eval_fraction=eval_fraction, created_by=user,
                                        out_dir=str(out_dir or ""))
         if not out_dir:
-            export.out_dir = str(export_root() / str(export.pk))
+            # A fresh database restarts ids while LOOKFIRST_HOME keeps old folders: never reuse a name.
+            export.out_dir = str(export_root() / f"{export.pk}-{uuid.uuid4().hex[:8]}")
             Export.objects.filter(pk=export.pk).update(out_dir=export.out_dir)
         if enqueue:
             transaction.on_commit(lambda: _send("workers.tasks.exports.run", export.pk, queue="cpu"))

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import yaml
@@ -51,7 +52,8 @@ def training_job_create(*, user, snapshot, recipe: str, model_spec: str, clip_sp
         job = TrainingJob.objects.create(snapshot=snapshot, recipe=recipe, model_spec=model_spec,
                                          clip_spec=clip_spec, config_name=config_name, overrides=overrides or {},
                                          created_by=user)
-        job.out_dir = str(Path(settings.LOOKFIRST_HOME) / "training" / f"job-{job.pk}")
+        # Unique even when a fresh database restarts ids over an old LOOKFIRST_HOME.
+        job.out_dir = str(Path(settings.LOOKFIRST_HOME) / "training" / f"job-{job.pk}-{uuid.uuid4().hex[:8]}")
         job.save(update_fields=["out_dir"])
         if enqueue:
             transaction.on_commit(lambda: _send("workers.tasks.training.run", job.pk))
