@@ -110,8 +110,11 @@ def load_split(export_dir: str | Path, manifest: dict[str, Any], split: str, cac
 
 
 def _load_trl(path: Path, export_dir: Path, cache_dir: str | Path | None):
+    import pyarrow.parquet as pq
     from datasets import Dataset, Image, List
 
+    if pq.ParquetFile(path).metadata.num_rows == 0:
+        return Dataset(pq.read_table(path))  # an empty split (e.g. a tiny eval) keeps its columns; no data to cast
     dataset = Dataset.from_parquet(str(path), cache_dir=str(cache_dir) if cache_dir else None)
     if "images" in dataset.column_names:
         # Structs with bytes decode as they are; a struct with only a path is read relative to the export.

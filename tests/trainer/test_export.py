@@ -81,3 +81,18 @@ def test_a_bad_manifest_is_refused(tmp_path, change, message):
 def test_not_an_export(tmp_path):
     with pytest.raises(ExportError, match="manifest.json is missing"):
         read_manifest(tmp_path)
+
+
+def test_an_empty_trl_split_loads_with_its_columns(tmp_path):
+    """A tiny snapshot can have an empty held-out split; loading it must not fail."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trainer.export import _load_trl
+
+    schema = pa.schema([("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+                        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+                        ("answer", pa.string()), ("item_id", pa.int64())])
+    pq.write_table(schema.empty_table(), tmp_path / "eval.parquet")
+    dataset = _load_trl(tmp_path / "eval.parquet", tmp_path, None)
+    assert (len(dataset), sorted(dataset.column_names)) == (0, ["answer", "images", "item_id", "prompt"])

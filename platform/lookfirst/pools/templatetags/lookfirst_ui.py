@@ -45,18 +45,23 @@ def stacked_bar(parts: dict, width: int = 360):
     return format_html('<div class="stacked" style="max-width:{}px">{}</div>', width, segments)
 
 
+def _number(value) -> float | None:
+    try:
+        return None if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 @register.filter
 def pct(value, digits: int = 0):
-    if value is None:
-        return "–"
-    return f"{100 * float(value):.{digits}f}%"
+    number = _number(value)
+    return "–" if number is None else f"{100 * number:.{digits}f}%"
 
 
 @register.filter
 def num(value, digits: int = 2):
-    if value is None:
-        return "–"
-    return f"{float(value):.{digits}f}"
+    number = _number(value)
+    return "–" if number is None else f"{number:.{digits}f}"
 
 
 @register.simple_tag
