@@ -1,21 +1,24 @@
 """The built-in models `lookfirst:shapes-vlm` and `lookfirst:shapes-clip`, trained here on CPU.
 
-Both learn the shapes world from `workers.shapes` in a few minutes on 2 cores (random init, fp32),
-so the product and its demo run with no download. Each build writes into a temporary folder that
-is renamed into place when complete, so a folder holding `BUILD_INFO` is always a finished model;
+Both learn the shapes world from `workers.shapes` in minutes on 2 cores (random init, fp32), so the
+product and its demo run with no download. Each build writes into a temporary folder that is
+renamed into place when complete, so a folder holding `BUILD_INFO` is always a finished model;
 a second call returns it without training.
 
-    build_shapes_vlm(folder)   Qwen2.5-VL architecture, 3.1 M params, about 7 minutes
-    build_shapes_clip(folder)  open_clip ViT, 7.7 M params (6.3 M of them token embeddings), 2.5 minutes
+    build_shapes_vlm(folder)   Qwen2.5-VL architecture, 3.2 M params, 410 s of training
+    build_shapes_clip(folder)  open_clip ViT, 7.7 M params (6.3 M of them token embeddings), 150 s
     report(vlm_folder, clip_folder)  the acceptance figures: difficulty buckets and CLIP AUC
 
-The VLM answers in PeBR-R1's layout, so format rewards vary and answers are extracted after
-"### The final answer is:":
+The VLM answers in PeBR-R1's layout; answers are extracted after "### The final answer is:", and
+the description's words vary from sample to sample, so keyword and CLIP rewards vary:
 
     ### Image Description: A large red triangle and a small blue circle on a white background.
-    ### Rationales: The question asks for the colour of the triangle.
-    ### Step 1: Find the triangle and read its colour.
+    ### Rationales: Find the triangle.
+    ### Step 1: Read the colour of the triangle.
     ### The final answer is: red
+
+Its logits are scaled by VLM_LOGIT_SCALE before saving (see there): sampling it at PeBR's
+temperature 1.2 behaves like sampling the trained weights at 0.12.
 
 Training uses its own random streams (`random.Random(seed)` through the question templates), never
 `generate_items`, so any `generate_items` pool is held out.
@@ -46,14 +49,16 @@ ANSWER_HEADER = "### The final answer is:"
 HEADERS = ("### Image Description:", "### Rationales:", "### Step 1:", ANSWER_HEADER)
 
 # ---- VLM recipe (stack notes, "Small built-in models trained on these CPUs") -------------------
-VLM_SECONDS = 420.0  # training-loop budget; with the CLIP's 150 s both build in under 10 minutes
-VLM_BATCH = 32  # measured stable at lr 1e-3; larger batches cost more time than they save in steps
+VLM_SECONDS = 410.0  # training-loop budget; with the CLIP's 150 s both build in under 10 minutes
+VLM_BATCH = 16  # twice the updates of batch 32 for the same tokens: at matched tokens (600 x 16 vs
+# 300 x 32) answer accuracy rose from 0.23 to 0.31; lr 1e-3 stayed stable
 VLM_BUCKETS = 4  # batches drawn at once and sorted by length (less padding)
 VLM_LR = 1e-3  # 2e-3 after the warm-up collapsed the model in the measured runs; 1e-3 was stable
 VLM_LR_WARMUP = 0.03  # share of the budget with a linear lr ramp
 VLM_COLOUR_PHASE = 0.12  # share of the budget on single-shape colour questions only: a uniform mix
 # from step 0 learned nothing in 700 steps; reading one colour first grounds the image tokens.
 VLM_SINGLE_SHARE = 0.10  # single-shape colour questions kept in the mix afterwards
+VLM_CONTENT_WEIGHT = 10.0  # loss weight of tokens that carry image facts or answers (see `content_token_ids`)
 VLM_VOCAB = 600  # byte-level BPE: every shapes-world word becomes one token, sequences stay short
 VLM_ARCH = dict(
     hidden=192, layers=4, heads=4, kv_heads=2, intermediate=768,
@@ -64,11 +69,20 @@ VLM_ARCH = dict(
 # swamped the image features, with mean 1 / std 0.5 colour was learned in under 150 steps.
 VLM_IMAGE_MEAN = (1.0, 1.0, 1.0)
 VLM_IMAGE_STD = (0.5, 0.5, 0.5)
+# Confidence calibration: the saved model's logits are multiplied by this factor (its final norm is
+# scaled; embeddings are tied, so the head itself cannot be). Trained for minutes, the model spreads
+# its mass thinly, and PeBR sampling (T 1.2, top_k 0) over a 60-token response then wanders off
+# the layout: at factor 1 only 40-90% of samples kept the four headers and no item was 8/8 correct.
+# Factor 10 (so T 1.2 samples like T 0.12 on the unscaled model) measured on a 639-step build:
+# Easy / Medium / Hard 0 / 67 / 33% unscaled, 12 / 56 / 32% at 4x, 17 / 48 / 36% at 6x, 22 / 34 / 44% at
+# 10x, with 99.8% of samples in the layout. It sharpens what was learned; it adds no knowledge.
+VLM_LOGIT_SCALE = 10.0
 MAX_NEW_TOKENS = 160  # the longest response (two six-shape descriptions) is about 110 tokens
 
 # ---- CLIP recipe ---------------------------------------------------------------------------------
 CLIP_SECONDS = 150.0  # AUC 0.993 after 150 s, 0.9975 after 300 s in the measured runs
-CLIP_BATCH = 128  # the contrastive loss needs many negatives per step
+CLIP_BATCH = 64  # 128 gave only 95 steps in 150 s on loaded cores (AUC 0.867); 64 doubles the
+# updates and still gives 63 negatives per pair: 588 steps, AUC 0.999 on idle cores
 CLIP_LR = 1e-3
 CLIP_MODEL_CFG: dict[str, Any] = {
     "embed_dim": 128,
@@ -118,6 +132,8 @@ def ensure_builtin(name: str, progress: Progress | None = None) -> Path:
     from workers.models.specs import builtin_folder
 
     folder = builtin_folder(name)
+    if is_built(folder):
+        return folder
     if name == "shapes-vlm":
         return build_shapes_vlm(folder, progress=progress)
     if name == "shapes-clip":
@@ -223,15 +239,20 @@ def _single_colour(rng: random.Random) -> tuple[list[Scene], str, str, str]:
     return [scene], f"What colour is the {shape.kind}?", shape.colour, "free_text"
 
 
-def draw_example(rng: random.Random, qtype: str) -> Example:
-    """One training example of `qtype` ("single_colour" = a one-shape colour question)."""
+def _draw_text(rng: random.Random, qtype: str) -> tuple[list[Scene], str, str]:
+    """(scenes, question with <image> placeholders, target response) for one example of `qtype`."""
     drawn = None
     while drawn is None:
         drawn = _single_colour(rng) if qtype == "single_colour" else TEMPLATES[qtype](rng)
     scenes, text, answer, _answer_type = drawn
     rationale, step = rationale_and_step("colour_of" if qtype == "single_colour" else qtype, text)
-    response = pebr_response(describe_scenes(scenes), rationale, step, answer)
-    return "<image>" * len(scenes) + text, [render(scene) for scene in scenes], response
+    return scenes, "<image>" * len(scenes) + text, pebr_response(describe_scenes(scenes), rationale, step, answer)
+
+
+def draw_example(rng: random.Random, qtype: str) -> Example:
+    """One training example of `qtype` ("single_colour" = a one-shape colour question)."""
+    scenes, question, response = _draw_text(rng, qtype)
+    return question, [render(scene) for scene in scenes], response
 
 
 def _pick(rng: random.Random, weights: dict[str, float]) -> str:
@@ -252,7 +273,7 @@ def _tokenizer_corpus(rng: random.Random, n: int = 3000) -> list[str]:
     corpus = ["system\nYou are a helpful assistant.\nuser\nassistant\n", " ".join(words)]
     mix = training_mix()
     for _ in range(n):
-        question, _images, response = draw_example(rng, _pick(rng, mix))
+        _scenes, question, response = _draw_text(rng, _pick(rng, mix))
         corpus.append(question.replace("<image>", "") + "\n" + response)
     return corpus
 
@@ -260,8 +281,8 @@ def _tokenizer_corpus(rng: random.Random, n: int = 3000) -> list[str]:
 def _length_bucketed(rng: random.Random, examples: list[Example]) -> list[list[Example]]:
     """Split examples into batches of similar length, in random order: padding costs compute.
 
-    Random batches of 32 were padded to 1.3-1.7x their mean length; sorting 4 batches' worth first
-    brings that close to 1.
+    Random batches were padded to 1.3-1.7x their mean length; sorting VLM_BUCKETS batches' worth
+    first brings that close to 1.
     """
     examples = sorted(examples, key=lambda e: len(e[0]) + len(e[2]) + 60 * len(e[1]))
     batches = [examples[i : i + VLM_BATCH] for i in range(0, len(examples), VLM_BATCH)]
@@ -285,6 +306,38 @@ def _assistant_label_mask(input_ids, start_id: int, header_len: int):
     return positions >= (last_start + 1 + header_len).unsqueeze(1)
 
 
+def content_token_ids(tokenizer) -> list[int]:
+    """Ids of the words that carry what the image shows or the answer: colours, kinds, sizes, counts.
+
+    Their loss is weighted by VLM_CONTENT_WEIGHT. With a plain mean over response tokens, the
+    constant layout text (headers, "on a white background.") dominated the gradient and the
+    model never learned to read a colour from the image (300 steps of single-shape questions,
+    colour at chance); weighting these tokens x10 learned it in under 150 steps.
+    """
+    words = [*COLOURS, *KINDS, *PLURALS.values(), *NUMBER_WORDS, "small", "large", "yes", "no",
+             *"ABCD", *"0123456789"]
+    words += [w.capitalize() for w in NUMBER_WORDS]
+    ids = set()
+    for word in words:
+        for text in (word, " " + word):
+            pieces = tokenizer(text, add_special_tokens=False).input_ids
+            if len(pieces) == 1:
+                ids.add(pieces[0])
+    return sorted(ids)
+
+
+def weighted_response_loss(logits, labels, content_ids, weight: float):
+    """Next-token cross-entropy over labelled tokens, content tokens weighted by `weight`."""
+    import torch
+    import torch.nn.functional as F
+
+    logits, targets = logits[:, :-1].float(), labels[:, 1:]
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                         ignore_index=-100, reduction="none").view(targets.shape)
+    w = (targets != -100).float() * (1 + (weight - 1) * torch.isin(targets, content_ids).float())
+    return (ce * w).sum() / w.sum()
+
+
 def vlm_batch(processor, examples: list[Example]):
     """Tokenised batch (left padded) with labels on the response and its closing <|im_end|> only."""
     from workers.models.sampling import prompt_text
@@ -305,18 +358,22 @@ def build_shapes_vlm(
     progress: Progress | None = None,
     seconds_budget: float = VLM_SECONDS,
     seed: int = 0,
+    max_steps: int | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Train the shapes VLM for `seconds_budget` seconds of optimisation and save it to `folder`.
 
     Returns `folder` at once when it already holds a finished build. The lr schedule and the
     warm-up phase follow the share of the time budget spent, so a small budget (tests) runs the
-    whole schedule in miniature; results vary slightly with machine speed.
+    whole schedule in miniature; results vary with machine speed and load. With `max_steps` the
+    schedule follows steps instead (a reproducible build, e.g. on a GPU with `device="cuda"`).
     """
 
     def build(tmp: Path) -> dict[str, Any]:
         import torch
         from transformers import Qwen2_5_VLForConditionalGeneration
 
+        from workers.models.sampling import ThreadTuner
         from workers.models.tiny import qwen_tokenizer, qwen_vl_config, qwen_vl_processor, save_vlm
 
         started = time.monotonic()
@@ -326,36 +383,48 @@ def build_shapes_vlm(
         tokenizer = qwen_tokenizer(_tokenizer_corpus(random.Random(seed + 1)), vocab_size=VLM_VOCAB)
         processor = qwen_vl_processor(tokenizer, image_mean=VLM_IMAGE_MEAN, image_std=VLM_IMAGE_STD)
         torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(qwen_vl_config(tokenizer, **VLM_ARCH)).train()
+        model = Qwen2_5_VLForConditionalGeneration(qwen_vl_config(tokenizer, **VLM_ARCH)).to(device).train()
         # fused AdamW: 5x faster than the foreach version on these CPUs (0.015 s vs 0.08 s a step)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=VLM_LR, betas=(0.9, 0.98), weight_decay=0.01, fused=True
         )
         mix = training_mix()
+        content_ids = torch.tensor(content_token_ids(tokenizer), device=device)
+        tuner = ThreadTuner(enabled=device == "cpu")
         steps, losses, queue = 0, [], []
         t0 = time.monotonic()
-        while (elapsed := time.monotonic() - t0) < seconds_budget:
-            frac = elapsed / seconds_budget
+        while True:
+            elapsed = time.monotonic() - t0
+            frac = steps / max_steps if max_steps else elapsed / seconds_budget
+            if frac >= 1.0:
+                break
             if not queue:
                 in_colour_phase = frac < VLM_COLOUR_PHASE
                 queue = _length_bucketed(rng, [
                     draw_example(rng, "single_colour" if in_colour_phase else _pick(rng, mix))
                     for _ in range(VLM_BATCH * VLM_BUCKETS)
                 ])
-            batch = vlm_batch(processor, queue.pop())
+            batch = vlm_batch(processor, queue.pop()).to(device)
             for group in optimizer.param_groups:
                 group["lr"] = VLM_LR * _lr_factor(frac, VLM_LR_WARMUP)
-            loss = model(**batch).loss
+            tuner.before_step()
+            step_start = time.monotonic()
+            labels = batch.pop("labels")
+            loss = weighted_response_loss(model(**batch).logits, labels, content_ids, VLM_CONTENT_WEIGHT)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            tuner.after_step(time.monotonic() - step_start, batch["input_ids"].numel())
             steps += 1
             losses.append(loss.item())
             if steps % 10 == 0:
                 recent = sum(losses[-10:]) / len(losses[-10:])
                 report(min(frac, 0.99), f"shapes-vlm: step {steps}, loss {recent:.3f}")
         train_seconds = time.monotonic() - t0
+        threads = tuner.restore()
+        with torch.no_grad():
+            model.model.language_model.norm.weight.mul_(VLM_LOGIT_SCALE)
         save_vlm(model.eval(), processor, tmp)
         report(1.0, f"shapes-vlm: done, {steps} steps")
         return {
@@ -366,8 +435,11 @@ def build_shapes_vlm(
             "build_seconds": round(time.monotonic() - started, 1),
             "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
             "params": sum(p.numel() for p in model.parameters()),
-            "recipe": {"batch": VLM_BATCH, "lr": VLM_LR, "seconds_budget": seconds_budget,
-                       "colour_phase": VLM_COLOUR_PHASE, "vocab": len(tokenizer), **VLM_ARCH},
+            "threads": threads,
+            "recipe": {"batch": VLM_BATCH, "lr": VLM_LR, "seconds_budget": seconds_budget, "max_steps": max_steps,
+                       "colour_phase": VLM_COLOUR_PHASE, "content_weight": VLM_CONTENT_WEIGHT,
+                       "logit_scale": VLM_LOGIT_SCALE,
+                       "vocab": len(tokenizer), **VLM_ARCH},
         }
 
     return _build_atomically(Path(folder), build)
@@ -396,6 +468,7 @@ def build_shapes_clip(
         import torch
         import torch.nn.functional as F
 
+        from workers.models.sampling import ThreadTuner
         from workers.models.tiny import save_open_clip
 
         started = time.monotonic()
@@ -409,9 +482,10 @@ def build_shapes_clip(
         rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-            lr=CLIP_LR, betas=(0.9, 0.98), eps=1e-6,
+            lr=CLIP_LR, betas=(0.9, 0.98), eps=1e-6, fused=True,
         )
         labels = torch.arange(CLIP_BATCH)
+        tuner = ThreadTuner(every=20)
         steps, losses = 0, []
         t0 = time.monotonic()
         while (elapsed := time.monotonic() - t0) < seconds_budget:
@@ -421,6 +495,8 @@ def build_shapes_clip(
             texts = tokenizer([caption for _, caption in pairs])
             for group in optimizer.param_groups:
                 group["lr"] = CLIP_LR * _lr_factor(frac, 0.05)
+            tuner.before_step()
+            step_start = time.monotonic()
             image_features = model.encode_image(images, normalize=True)
             text_features = model.encode_text(texts, normalize=True)
             logits = model.logit_scale.exp() * image_features @ text_features.T
@@ -428,6 +504,7 @@ def build_shapes_clip(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            tuner.after_step(time.monotonic() - step_start, CLIP_BATCH)
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
             steps += 1
@@ -435,6 +512,7 @@ def build_shapes_clip(
             if steps % 5 == 0:
                 report(min(frac, 0.99), f"shapes-clip: step {steps}, loss {sum(losses[-5:]) / 5:.3f}")
         train_seconds = time.monotonic() - t0
+        threads = tuner.restore()
         save_open_clip(model.eval(), CLIP_MODEL_CFG, tmp, preprocess_cfg=CLIP_PREPROCESS_CFG)
         report(1.0, f"shapes-clip: done, {steps} steps")
         return {
@@ -445,6 +523,7 @@ def build_shapes_clip(
             "build_seconds": round(time.monotonic() - started, 1),
             "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
             "params": sum(p.numel() for p in model.parameters()),
+            "threads": threads,
             "recipe": {"batch": CLIP_BATCH, "lr": CLIP_LR, "seconds_budget": seconds_budget, **CLIP_MODEL_CFG},
         }
 
@@ -514,14 +593,14 @@ def clip_report(clip_folder: str | Path, items: int = 500, seed: int = REPORT_SE
 
 def vlm_report(
     vlm_folder: str | Path, items: int = 500, seed: int = REPORT_SEED, n: int = 8,
-    temperature: float = 1.2, top_p: float = 0.99, max_new_tokens: int = MAX_NEW_TOKENS,
+    temperature: float = 1.2, top_p: float = 0.99, max_new_tokens: int = MAX_NEW_TOKENS, device: str | None = None,
 ) -> dict[str, Any]:
     """PeBR difficulty buckets over the answered items of a fresh `generate_items(items, seed)` pool."""
     from workers.models.sampling import sample_answers
     from workers.models.specs import resolve_vlm
     from workers.shapes import generate_items
 
-    model, processor = resolve_vlm(str(Path(vlm_folder).resolve()))
+    model, processor = resolve_vlm(str(Path(vlm_folder).resolve()), device=device)
     pool = [(item, imgs) for item, imgs in generate_items(items, seed) if item.answer is not None]
     t0 = time.monotonic()
     answers = sample_answers(
@@ -548,7 +627,9 @@ def vlm_report(
     }
 
 
-def report(vlm_folder: str | Path, clip_folder: str | Path, items: int = 500, seed: int = REPORT_SEED) -> dict[str, Any]:
+def report(
+    vlm_folder: str | Path, clip_folder: str | Path, items: int = 500, seed: int = REPORT_SEED
+) -> dict[str, Any]:
     """The acceptance figures: Easy / Medium / Hard shares (each should be >= 0.15) and CLIP AUC (>= 0.9)."""
     figures = {**vlm_report(vlm_folder, items=items, seed=seed), **clip_report(clip_folder, items=items, seed=seed)}
     for folder, key in ((vlm_folder, "vlm"), (clip_folder, "clip")):

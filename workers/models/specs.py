@@ -3,7 +3,8 @@
 A spec is a short string naming a model:
 
     Qwen/Qwen2.5-VL-3B-Instruct          hub      Hugging Face hub id (AutoModelForImageTextToText)
-    /abs/path  ./rel/path  ~/path        local    a saved model + processor folder
+    /abs/path  ./rel/path  ~/path        local    a saved model + processor folder (or any existing
+                                                  folder: like transformers, a folder wins over a hub id)
     openai:http://host:8000/v1#my-model  openai   an OpenAI-compatible endpoint (nothing is loaded)
     ViT-B-32/laion2b_s34b_b79k           open_clip  open_clip architecture / pretrained tag
     local-dir:/path/to/clip              open_clip_local  a saved open_clip folder
@@ -134,7 +135,7 @@ def parse_spec(text: str) -> ModelSpec:
         if not _HUB_ID.match(hub_id):
             raise _unknown(text, "hub ids are org/name")
         return ModelSpec(kind="hub", text=text, name=hub_id)
-    if text.startswith(("/", "./", "../", "~")) or text in (".", ".."):
+    if text.startswith(("/", "./", "../", "~")) or text in (".", "..") or Path(text).is_dir():
         return ModelSpec(kind="local", text=text, path=str(Path(text).expanduser()))
     if _HUB_ID.match(text):
         if text.split("/", 1)[0] in _open_clip_architectures():
@@ -154,7 +155,8 @@ def _offline_flag() -> bool:
     """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read now (huggingface_hub reads them once at import)."""
     from huggingface_hub import constants
 
-    env = any(os.environ.get(k, "").upper() in {"1", "ON", "YES", "TRUE"} for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    flags = (os.environ.get(k, "").upper() for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    env = any(flag in {"1", "ON", "YES", "TRUE"} for flag in flags)
     return env or bool(constants.HF_HUB_OFFLINE)
 
 

@@ -2,7 +2,7 @@
 
 `tiny_vlm(folder)` saves a Qwen2.5-VL of about 0.2 M parameters plus a full processor in about a
 second; `tiny_clip(folder)` saves an open_clip model that `local-dir:PATH` loads offline.
-`forced_answers_fn` makes `generate` emit given texts, so a test knows its pass rate exactly.
+`forced_answers_fn` makes `sample_answers` emit given texts, so a test knows its pass rate exactly.
 
 Everything here imports torch / transformers inside functions: importing this module is cheap.
 """
@@ -244,14 +244,16 @@ def tiny_clip(folder: str | Path, seed: int = 0) -> Path:
 
 
 def forced_answers_fn(processor, answers_per_prompt: Sequence[Sequence[str]]) -> Callable[[int, Any], list[int]]:
-    """A `prefix_allowed_tokens_fn` that makes `generate(num_return_sequences=N)` emit given texts.
+    """A row constraint that makes `sample_answers(..., n=N)` emit exactly the given texts.
 
-    `answers_per_prompt[p][s]` is the exact text of sample s for prompt p; every prompt needs the same
-    number N of answers. With sampling (one beam), `generate` repeats each prompt N times in place and
-    passes the flattened row index as `batch_id`: row p*N + s is sample s of prompt p
-    (transformers' PrefixConstrainedLogitsProcessor; `sample_answers` keeps that index global).
-    The generated part starts after the last "<|im_start|>assistant\n", so no prompt length is needed.
-    After its text a row may only emit <|im_end|>, then padding.
+    `answers_per_prompt[p][s]` is the text of sample s for prompt p; every prompt needs the same
+    number N of answers. The function expects the flattened row index p*N + s, which is what
+    `sample_answers` passes (across its batches too). Handed straight to transformers'
+    `generate(prefix_allowed_tokens_fn=...)` it would not work: there `batch_id` is the PROMPT
+    index for all N samples (transformers 5.24 treats num_return_sequences like beams; checked in
+    tests/workers/test_models.py), so samples of one prompt cannot be told apart.
+    The generated part starts after the last "<|im_start|>assistant\n", so no prompt length is
+    needed. After its text a row may only emit <|im_end|>, then padding.
     """
     tokenizer = processor.tokenizer if hasattr(processor, "tokenizer") else processor
     start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
