@@ -124,7 +124,8 @@ def training_job_execute(*, job_id: int, resume: bool = False, poll: float = 1.0
     log_path = out / "trainer.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+                                   preexec_fn=_stop_with_parent)
         follower = _Follower(job)
         cancelled = False
         while process.poll() is None:
@@ -222,6 +223,18 @@ class _Follower:
         MetricPoint.objects.bulk_create(new, ignore_conflicts=True)
         if new:
             StageRun.objects.filter(pk=stage.pk).update(step=max(p.step for p in new))
+
+
+def _stop_with_parent() -> None:
+    """In the trainer's process: get SIGTERM when the worker that started it dies (Linux prctl).
+
+    The trainer then saves its stage and stops as if cancelled, so stopping the product (Ctrl-C on `up`,
+    a killed worker) never leaves a training process behind, and the job can be resumed.
+    """
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _read_json(path: Path) -> dict | None:
