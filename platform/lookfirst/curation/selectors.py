@@ -127,8 +127,12 @@ def items_filtered(*, pool: Pool, flt: ItemFilter) -> QuerySet[Item]:
     return qs
 
 
-def _sort_expression(column: str):
-    return F("id") if column == "id" else Coalesce(column, Value(-1.0), output_field=FloatField())
+def _sort_expression(column: str, text_search: bool = False):
+    if column == "id":
+        # With a text search, "id + 0" keeps the planner off the primary-key order (which it would walk,
+        # filtering every row, for a rare word) and on the full-text GIN index, then a top-N sort.
+        return F("id") + Value(0) if text_search else F("id")
+    return Coalesce(column, Value(-1.0), output_field=FloatField())
 
 
 def encode_cursor(value: float | int, item_id: int) -> str:
@@ -153,7 +157,7 @@ class Page:
 def items_page(*, pool: Pool, flt: ItemFilter, after: str | None = None, size: int = PAGE_SIZE) -> Page:
     """One page of the filtered items, in sort order, after the cursor of the previous page."""
     column, descending = SORTS[flt.sort]
-    qs = items_filtered(pool=pool, flt=flt).annotate(sort_key=_sort_expression(column))
+    qs = items_filtered(pool=pool, flt=flt).annotate(sort_key=_sort_expression(column, bool(flt.q)))
     if after:
         value, last_id = decode_cursor(after)
         if descending:
