@@ -1,6 +1,6 @@
 """Build both built-in models with their real budgets and print build times and acceptance figures.
 
-Usage (from the repo root; about 10 minutes of build plus 2-4 minutes of report on 2 cores):
+Usage (from the repo root; 8-10 minutes of build plus about 3 minutes of report on 2 cores):
 
     .venv/bin/python bench/builtins.py [--out /tmp/lookfirst-builtins] [--items 500] [--seed 90210]
     .venv/bin/python bench/builtins.py --out DIR --report-only   # re-measure finished builds

@@ -5,8 +5,8 @@ product and its demo run with no download. Each build writes into a temporary fo
 renamed into place when complete, so a folder holding `BUILD_INFO` is always a finished model;
 a second call returns it without training.
 
-    build_shapes_vlm(folder)   Qwen2.5-VL architecture, 3.2 M params, 410 s of training
-    build_shapes_clip(folder)  open_clip ViT, 7.7 M params (6.3 M of them token embeddings), 150 s
+    build_shapes_vlm(folder)   Qwen2.5-VL architecture, 3.2 M params, 1000 steps or 400 s of training
+    build_shapes_clip(folder)  open_clip ViT, 7.7 M params (6.3 M of them token embeddings), 400 steps or 150 s
     report(vlm_folder, clip_folder)  the acceptance figures: difficulty buckets and CLIP AUC
 
 The VLM answers in PeBR-R1's layout; answers are extracted after "### The final answer is:", and
@@ -49,12 +49,15 @@ ANSWER_HEADER = "### The final answer is:"
 HEADERS = ("### Image Description:", "### Rationales:", "### Step 1:", ANSWER_HEADER)
 
 # ---- VLM recipe (stack notes, "Small built-in models trained on these CPUs") -------------------
-VLM_SECONDS = 410.0  # training-loop budget; with the CLIP's 150 s both build in under 10 minutes
+VLM_STEPS = 1000  # on idle 2 cores about 330 s (0.33 s a step); buckets met from about 600 steps:
+# Easy / Medium / Hard 10 / 40 / 50% after 350 steps, 22 / 34 / 44% after 639, 25 / 41 / 34% after 1247
+VLM_SECONDS = 400.0  # cap on loaded cores: with the CLIP's 150 s and ~15 s of setup and saving, both
+# build in under 9.5 minutes whatever the load (800 steps fitted in 420 s on cores shared with a trainer)
 VLM_BATCH = 16  # twice the updates of batch 32 for the same tokens: at matched tokens (600 x 16 vs
 # 300 x 32) answer accuracy rose from 0.23 to 0.31; lr 1e-3 stayed stable
 VLM_BUCKETS = 4  # batches drawn at once and sorted by length (less padding)
 VLM_LR = 1e-3  # 2e-3 after the warm-up collapsed the model in the measured runs; 1e-3 was stable
-VLM_LR_WARMUP = 0.03  # share of the budget with a linear lr ramp
+VLM_WARMUP_STEPS = 30  # linear lr ramp (see `_lr_factor`)
 VLM_COLOUR_PHASE = 0.12  # share of the budget on single-shape colour questions only: a uniform mix
 # from step 0 learned nothing in 700 steps; reading one colour first grounds the image tokens.
 VLM_SINGLE_SHARE = 0.10  # single-shape colour questions kept in the mix afterwards
@@ -80,10 +83,12 @@ VLM_LOGIT_SCALE = 10.0
 MAX_NEW_TOKENS = 160  # the longest response (two six-shape descriptions) is about 110 tokens
 
 # ---- CLIP recipe ---------------------------------------------------------------------------------
-CLIP_SECONDS = 150.0  # AUC 0.993 after 150 s, 0.9975 after 300 s in the measured runs
+CLIP_STEPS = 400  # AUC 0.9993 after 392 steps (150 s on 1 thread), 0.9992 after 588
+CLIP_SECONDS = 150.0  # cap on loaded cores
 CLIP_BATCH = 64  # 128 gave only 95 steps in 150 s on loaded cores (AUC 0.867); 64 doubles the
 # updates and still gives 63 negatives per pair: 588 steps, AUC 0.999 on idle cores
 CLIP_LR = 1e-3
+CLIP_WARMUP_STEPS = 30  # 9 warm-up steps (5% of 150 s on loaded cores) stalled the loss at 2.3
 CLIP_MODEL_CFG: dict[str, Any] = {
     "embed_dim": 128,
     "vision_cfg": {"image_size": 112, "layers": 3, "width": 128, "head_width": 64, "patch_size": 16},
@@ -290,11 +295,19 @@ def _length_bucketed(rng: random.Random, examples: list[Example]) -> list[list[E
     return batches
 
 
-def _lr_factor(frac: float, warmup: float) -> float:
-    """Linear warm-up over `warmup` of the budget, then cosine decay to 0 at the end."""
-    if frac < warmup:
-        return max(frac / warmup, 0.02)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warmup) / (1 - warmup))))
+def _progress(steps: int, max_steps: int | None, elapsed: float, seconds_budget: float) -> float:
+    """Share of training done: the larger of steps / max_steps and elapsed / seconds_budget."""
+    return max(steps / max_steps if max_steps else 0.0, elapsed / seconds_budget)
+
+
+def _lr_factor(frac: float, step: int, warmup_steps: int) -> float:
+    """Linear warm-up over the first `warmup_steps` steps, times a cosine decay to 0 over `frac`.
+
+    The warm-up counts steps, not a share of the budget: on loaded cores 5% of the CLIP's 150 s
+    was 9 steps, and that run stalled at loss 2.3 after 287 steps (AUC 0.93); with 30 warm-up
+    steps, on the same loaded cores, loss was 0.4 after 296 steps (AUC 0.997).
+    """
+    return min(1.0, (step + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
 def _assistant_label_mask(input_ids, start_id: int, header_len: int):
@@ -358,15 +371,16 @@ def build_shapes_vlm(
     progress: Progress | None = None,
     seconds_budget: float = VLM_SECONDS,
     seed: int = 0,
-    max_steps: int | None = None,
+    max_steps: int | None = VLM_STEPS,
     device: str = "cpu",
 ) -> Path:
-    """Train the shapes VLM for `seconds_budget` seconds of optimisation and save it to `folder`.
+    """Train the shapes VLM for `max_steps` steps or `seconds_budget` seconds, whichever ends first.
 
     Returns `folder` at once when it already holds a finished build. The lr schedule and the
-    warm-up phase follow the share of the time budget spent, so a small budget (tests) runs the
-    whole schedule in miniature; results vary with machine speed and load. With `max_steps` the
-    schedule follows steps instead (a reproducible build, e.g. on a GPU with `device="cuda"`).
+    colour phase follow `_progress`, the larger of the two shares spent: on idle cores the step
+    count ends training (a repeatable model), on loaded ones the clock does (a bounded build with
+    fewer steps), and a tiny budget (tests) runs the whole schedule in miniature.
+    `max_steps=None` trains by time alone; `device="cuda"` trains on a GPU.
     """
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -395,7 +409,7 @@ def build_shapes_vlm(
         t0 = time.monotonic()
         while True:
             elapsed = time.monotonic() - t0
-            frac = steps / max_steps if max_steps else elapsed / seconds_budget
+            frac = _progress(steps, max_steps, elapsed, seconds_budget)
             if frac >= 1.0:
                 break
             if not queue:
@@ -406,7 +420,7 @@ def build_shapes_vlm(
                 ])
             batch = vlm_batch(processor, queue.pop()).to(device)
             for group in optimizer.param_groups:
-                group["lr"] = VLM_LR * _lr_factor(frac, VLM_LR_WARMUP)
+                group["lr"] = VLM_LR * _lr_factor(frac, steps, VLM_WARMUP_STEPS)
             tuner.before_step()
             step_start = time.monotonic()
             labels = batch.pop("labels")
@@ -436,7 +450,8 @@ def build_shapes_vlm(
             "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
             "params": sum(p.numel() for p in model.parameters()),
             "threads": threads,
-            "recipe": {"batch": VLM_BATCH, "lr": VLM_LR, "seconds_budget": seconds_budget, "max_steps": max_steps,
+            "recipe": {"batch": VLM_BATCH, "lr": VLM_LR, "seconds_budget": seconds_budget,
+                       "max_steps": max_steps,
                        "colour_phase": VLM_COLOUR_PHASE, "content_weight": VLM_CONTENT_WEIGHT,
                        "logit_scale": VLM_LOGIT_SCALE,
                        "vocab": len(tokenizer), **VLM_ARCH},
@@ -460,6 +475,7 @@ def build_shapes_clip(
     progress: Progress | None = None,
     seconds_budget: float = CLIP_SECONDS,
     seed: int = 0,
+    max_steps: int | None = CLIP_STEPS,
 ) -> Path:
     """Train the shapes CLIP contrastively on (image, caption) pairs and save it for `local-dir:`."""
 
@@ -488,13 +504,12 @@ def build_shapes_clip(
         tuner = ThreadTuner(every=20)
         steps, losses = 0, []
         t0 = time.monotonic()
-        while (elapsed := time.monotonic() - t0) < seconds_budget:
-            frac = elapsed / seconds_budget
+        while (frac := _progress(steps, max_steps, time.monotonic() - t0, seconds_budget)) < 1.0:
             pairs = [_clip_pair(rng) for _ in range(CLIP_BATCH)]
             images = torch.stack([preprocess(img) for img, _ in pairs])
             texts = tokenizer([caption for _, caption in pairs])
             for group in optimizer.param_groups:
-                group["lr"] = CLIP_LR * _lr_factor(frac, 0.05)
+                group["lr"] = CLIP_LR * _lr_factor(frac, steps, CLIP_WARMUP_STEPS)
             tuner.before_step()
             step_start = time.monotonic()
             image_features = model.encode_image(images, normalize=True)
@@ -524,7 +539,8 @@ def build_shapes_clip(
             "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
             "params": sum(p.numel() for p in model.parameters()),
             "threads": threads,
-            "recipe": {"batch": CLIP_BATCH, "lr": CLIP_LR, "seconds_budget": seconds_budget, **CLIP_MODEL_CFG},
+            "recipe": {"batch": CLIP_BATCH, "lr": CLIP_LR, "seconds_budget": seconds_budget,
+                       "max_steps": max_steps, **CLIP_MODEL_CFG},
         }
 
     return _build_atomically(Path(folder), build)
