@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from lookfirst.runtime.tasks import send_task
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.curation.models import AuditEntry
 from lookfirst.pools.models import AnswerType, Bucket, BucketSource, Item
@@ -148,7 +149,7 @@ def bulk_job_create(*, user, pool, item_ids: list[int], changes: dict):
     _clean(changes)
     with transaction.atomic():
         job = BulkJob.objects.create(pool=pool, user=user, item_ids=item_ids, changes=changes, total=len(item_ids))
-        transaction.on_commit(lambda: _send("workers.tasks.curation.bulk", job.pk))
+        transaction.on_commit(lambda: send_task("workers.tasks.curation.bulk", job.pk, queue="cpu"))
     return job
 
 
@@ -164,9 +165,3 @@ def bulk_job_execute(*, job_id: int) -> None:
         user=job.user, item_ids=job.item_ids, changes=job.changes,
         progress=lambda n: BulkJob.objects.filter(pk=job_id).update(done=n))
     BulkJob.objects.filter(pk=job_id).update(state=BulkJob.State.DONE, done=job.total, changed=changed)
-
-
-def _send(name: str, *args) -> None:
-    from workers.app import app
-
-    app.send_task(name, args=list(args), queue="cpu")

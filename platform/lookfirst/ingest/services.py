@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from lookfirst.runtime.tasks import send_task
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.ingest.answers import answer_type_guess
 from lookfirst.ingest.images import CheckedImage, ImageRejected, image_check
@@ -261,6 +262,4 @@ def ingest_upload_accept(*, user, pool_name: str, fmt: str, upload) -> IngestRun
 
 
 def _enqueue(run_id: int) -> None:
-    from workers.app import app
-
-    app.send_task("workers.tasks.ingest.run", args=[run_id], queue="cpu")
+    send_task("workers.tasks.ingest.run", run_id, queue="cpu")

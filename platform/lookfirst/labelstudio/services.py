@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from lookfirst.runtime.tasks import send_task
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.curation.selectors import FilterError, ItemFilter, items_filtered
 from lookfirst.curation.services import EditConflict, InvalidEdit, item_update
@@ -491,7 +492,7 @@ def labelstudio_job_create(*, user, kind: str, project_name: str, pool: Pool | N
     with transaction.atomic():
         job = LabelStudioJob.objects.create(kind=kind, project_name=project_name.strip(), pool=pool, user=user,
                                             filter_params=filter_params or {}, item_ids=item_ids)
-        transaction.on_commit(lambda: _send("workers.tasks.labelstudio.run", job.pk))
+        transaction.on_commit(lambda: send_task("workers.tasks.labelstudio.run", job.pk, queue="cpu"))
     return job
 
 
@@ -527,9 +528,3 @@ def labelstudio_job_execute(*, job_id: int) -> LabelStudioJob:
 def _job_finish(*, job_id: int, state: str, error: str = "", result: dict | None = None) -> None:
     LabelStudioJob.objects.filter(pk=job_id).update(state=state, error=error, result=result or {},
                                                     finished_at=timezone.now())
-
-
-def _send(name: str, *args) -> None:
-    from workers.app import app
-
-    app.send_task(name, args=list(args), queue="cpu")

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from lookfirst.runtime.tasks import send_task
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.pools.models import Bucket, BucketSource, Item, Pool
 from lookfirst.scoring import policies
@@ -69,7 +70,7 @@ def scoring_run_create(
             chunk_size=chunk_size, round_size=round_size, total=items.count(), created_by=user,
         )
         if enqueue:
-            transaction.on_commit(lambda: _send("workers.tasks.scoring.dispatch", run.pk, queue="cpu"))
+            transaction.on_commit(lambda: send_task("workers.tasks.scoring.dispatch", run.pk, queue="cpu"))
     return run
 
 
@@ -90,7 +91,7 @@ def scoring_run_chunks(*, run_id: int) -> list[list[int]]:
 def scoring_run_dispatch(*, run_id: int) -> int:
     chunks = scoring_run_chunks(run_id=run_id)
     for chunk in chunks:
-        _send("workers.tasks.scoring.chunk", run_id, chunk, queue="gpu")
+        send_task("workers.tasks.scoring.chunk", run_id, chunk, queue="gpu")
     return len(chunks)
 
 
@@ -344,7 +345,3 @@ def clip_percentiles_refresh(*, pool_id: int) -> None:
         )
 
 
-def _send(name: str, *args, queue: str) -> None:
-    from workers.app import app
-
-    app.send_task(name, args=list(args), queue=queue)

@@ -28,6 +28,7 @@ from django.db.models import Max, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from lookfirst.runtime.tasks import send_task
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.pools.models import Image, Pool, image_relative_path
 from lookfirst.snapshots import formats, rules
@@ -179,7 +180,7 @@ def export_create(*, user, snapshot: Snapshot, fmt: str, rule: str, out_dir: str
             export.out_dir = str(export_root() / f"{export.pk}-{uuid.uuid4().hex[:8]}")
             Export.objects.filter(pk=export.pk).update(out_dir=export.out_dir)
         if enqueue:
-            transaction.on_commit(lambda: _send("workers.tasks.exports.run", export.pk, queue="cpu"))
+            transaction.on_commit(lambda: send_task("workers.tasks.exports.run", export.pk, queue="cpu"))
     return export
 
 
@@ -265,7 +266,3 @@ def export_execute(*, export_id: int, progress: Callable[[Export], None] | None 
     return export
 
 
-def _send(name: str, *args, queue: str) -> None:
-    from workers.app import app
-
-    app.send_task(name, args=list(args), queue=queue)

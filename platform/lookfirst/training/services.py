@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from lookfirst.runtime.tasks import send_task
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.training.models import RECIPES, MetricPoint, StageRun, TrainingJob
 
@@ -56,7 +57,7 @@ def training_job_create(*, user, snapshot, recipe: str, model_spec: str, clip_sp
         job.out_dir = str(Path(settings.LOOKFIRST_HOME) / "training" / f"job-{job.pk}-{uuid.uuid4().hex[:8]}")
         job.save(update_fields=["out_dir"])
         if enqueue:
-            transaction.on_commit(lambda: _send("workers.tasks.training.run", job.pk))
+            transaction.on_commit(lambda: send_task("workers.tasks.training.run", job.pk, queue="training"))
     return job
 
 
@@ -71,7 +72,7 @@ def training_job_resume(*, user, job: TrainingJob) -> TrainingJob:
     if job.state not in (TrainingJob.State.CANCELLED, TrainingJob.State.FAILED):
         raise TrainingError(f"only a cancelled or failed job can resume (this one is {job.state})")
     TrainingJob.objects.filter(pk=job.pk).update(state=TrainingJob.State.QUEUED, cancel_requested=False, error="")
-    transaction.on_commit(lambda: _send("workers.tasks.training.run", job.pk, True))
+    transaction.on_commit(lambda: send_task("workers.tasks.training.run", job.pk, True, queue="training"))
     job.refresh_from_db()
     return job
 
@@ -242,9 +243,3 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def _send(name: str, *args) -> None:
-    from workers.app import app
-
-    app.send_task(name, args=list(args), queue="training")
