@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def sent(monkeypatch):
     calls = []
-    monkeypatch.setattr(services, "_send", lambda name, *args: calls.append((name, *args)))
+    monkeypatch.setattr(services, "send_task", lambda name, *args, queue: calls.append((name, *args, queue)))
     return calls
 
 
@@ -48,7 +48,7 @@ def test_push_and_pull_buttons_queue_jobs_after_commit(client, curator, admin_us
     assert response["Location"] == f"/labelstudio/jobs/{job.pk}/"
     assert (job.kind, job.project_name, job.pool, job.filter_params, job.user) == (
         "push", "ui", pool, {"bucket": "medium", "conf_max": "0.6"}, curator)
-    assert sent == [("workers.tasks.labelstudio.run", job.pk)]
+    assert sent == [("workers.tasks.labelstudio.run", job.pk, "cpu")]
     assert client.get(response["Location"]).status_code == 200
 
     response = client.post("/labelstudio/push/", {"pool": "lspool", "project": "ui", "filter": "bucket=trivial"})
