@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/scoring.py sampling  [--items 64] [--model SPEC]
     .venv/bin/python bench/scoring.py clip      [--items 256] [--clip SPEC]
-    .venv/bin/python bench/scoring.py adaptive  [--items 200] [--model lookfirst:shapes-vlm]
+    .venv/bin/python bench/scoring.py adaptive  [--items 200] [--model lookfirst:shapes-vlm] [--live]
     .venv/bin/python bench/scoring.py faiss     [--vectors 1000000] [--dim 128]
 
 sampling: our scoring chunk (load images from the media folder, sample, extract, grade, write scores)
           vs a bare batched `generate` loop on the same model and prompts (goal >= 0.9x items/s).
 clip:     our embedding path (ClipEncoder + stored vectors) vs a bare open_clip forward loop (>= 0.9x).
-adaptive: generations and bucket agreement of adaptive sampling vs fixed N=16 (goal <= 0.6x, >= 95%).
+adaptive: generations and bucket agreement of adaptive sampling vs fixed N=16 (goal <= 0.6x, >= 95%); the
+          adaptive rules replay the fixed run's answers, so only the stopping rule differs.
 faiss:    HNSW recall@10 vs exact search, with build and query times (goal recall >= 0.95).
 Default models are random tiny ones built on the spot (pipeline overhead does not depend on skill);
 pass --model lookfirst:shapes-vlm for the built-in.
@@ -16,6 +17,7 @@ pass --model lookfirst:shapes-vlm for the built-in.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -101,35 +103,67 @@ def bench_clip(args) -> None:
             ("LookFirst embeddings (+store)", len(images) / ours), "images/s", 0.9)
 
 
+class _ReplaySampler:
+    """Hands out a finished run's stored answers in order, so a second stopping rule sees the same samples."""
+
+    def __init__(self, answers: dict[tuple, list[str]]):
+        self.answers, self.used = answers, {key: 0 for key in answers}
+
+    @staticmethod
+    def key(question: str, images) -> tuple:
+        import hashlib
+
+        return (question, tuple(hashlib.sha256(image.tobytes()).hexdigest() for image in images))
+
+    def sample(self, prompts, settings) -> list:
+        out = []
+        for question, images in prompts:
+            key = self.key(question, images)
+            start = self.used[key]
+            self.used[key] = start + settings.n
+            out.append(self.answers[key][start : start + settings.n])
+        return out
+
+
 def bench_adaptive(args) -> None:
-    from lookfirst.pools.models import Item
-    from lookfirst.scoring import services
+    """Fixed N=16 samples once; the adaptive rules then replay those same answers (no sampling noise between
+    the two), so "same bucket" measures the stopping rule alone. --live adds an adaptive run sampled afresh."""
+    from unittest import mock
+
+    from lookfirst.scoring import policies, services
     from lookfirst.scoring.models import ItemScore
 
     spec = args.model or "lookfirst:shapes-vlm"
     pool = _pool(args.items, seed=4242)
-    results = {}
-    for adaptive in (False, True):
-        run = services.scoring_run_create(user=None, pool=pool, model_spec=spec, n_samples=16, temperature=1.2,
-                                          top_p=0.99, max_new_tokens=args.max_tokens, adaptive=adaptive,
-                                          round_size=4, seed=1, enqueue=False)
-        start = time.perf_counter()
-        for chunk in services.scoring_run_chunks(run_id=run.pk):
-            services.scoring_chunk_execute(run_id=run.pk, item_ids=chunk)
-        from lookfirst.scoring import policies
 
-        rules = run.policy.rules
-        buckets = {s.item_id: policies.bucket_for(rules, s.n_correct or 0, s.n_samples)
-                   for s in ItemScore.objects.filter(run=run, error="")}
-        gens = sum(s.n_samples for s in ItemScore.objects.filter(run=run))
-        results[adaptive] = (buckets, gens, time.perf_counter() - start)
-        Item.objects.filter(pool=pool).update(n_correct=None, n_samples=None)
-    fixed, adapt = results[False], results[True]
-    same = sum(1 for k, v in fixed[0].items() if adapt[0].get(k) == v) / max(len(fixed[0]), 1)
-    print(f"commit {git_commit()} · adaptive vs fixed N=16 · {len(fixed[0])} items · {spec}")
-    print(f"fixed N=16: {fixed[1]:,} generations in {fixed[2]:.1f} s")
-    print(f"adaptive:   {adapt[1]:,} generations in {adapt[2]:.1f} s")
-    print(f"ratio generations {adapt[1] / fixed[1]:.2f} (goal <= 0.6); same bucket {same:.1%} (goal >= 95%)")
+    def run(adaptive: bool, confidence: float | None, sampler=None):
+        scoring_run = services.scoring_run_create(
+            user=None, pool=pool, model_spec=spec, n_samples=16, temperature=1.2, top_p=0.99,
+            max_new_tokens=args.max_tokens, adaptive=adaptive, adaptive_confidence=confidence, round_size=4,
+            seed=1, enqueue=False)
+        start = time.perf_counter()
+        with mock.patch("workers.inference.backends.get_sampler", lambda _spec: sampler) if sampler else contextlib.nullcontext():
+            for chunk in services.scoring_run_chunks(run_id=scoring_run.pk):
+                services.scoring_chunk_execute(run_id=scoring_run.pk, item_ids=chunk)
+        scores = list(ItemScore.objects.filter(run=scoring_run, error="").select_related("item"))
+        rules = scoring_run.policy.rules
+        buckets = {s.item_id: policies.bucket_for(rules, s.n_correct or 0, s.n_samples) for s in scores}
+        return scores, buckets, sum(s.n_samples for s in scores), time.perf_counter() - start
+
+    fixed_scores, fixed, fixed_gens, fixed_s = run(False, None)
+    answers = {_ReplaySampler.key(s.item.question, services._load_images(s.item)): [a["text"] for a in s.samples]
+               for s in fixed_scores}
+    print(f"commit {git_commit()} · adaptive vs fixed N=16 · {len(fixed)} items · {spec} · T 1.2, rounds of 4")
+    print(f"fixed N=16: {fixed_gens:,} generations in {fixed_s:.1f} s; buckets "
+          f"{ {b: list(fixed.values()).count(b) for b in ('easy', 'medium', 'hard')} }")
+    variants = [("replayed, exact rule only", None, True), ("replayed, confidence 0.95", 0.95, True)]
+    if args.live:
+        variants.append(("sampled afresh, confidence 0.95", 0.95, False))
+    for label, confidence, replay in variants:
+        _, buckets, gens, seconds = run(True, confidence, _ReplaySampler(answers) if replay else None)
+        same = sum(1 for item, bucket in fixed.items() if buckets.get(item) == bucket) / max(len(fixed), 1)
+        print(f"adaptive, {label}: {gens:,} generations ({gens / fixed_gens:.2f}x, goal <= 0.6); "
+              f"same bucket {same:.1%} (goal >= 95%)" + ("" if replay else f"; {seconds:.1f} s"))
 
 
 def bench_faiss(args) -> None:
@@ -181,6 +215,7 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--live", action="store_true", help="adaptive: also run adaptive sampling afresh (slow)")
     args = parser.parse_args()
     args.items = args.items or {"sampling": 64, "clip": 256, "adaptive": 200}.get(args.bench, 0)
     if args.bench != "faiss":

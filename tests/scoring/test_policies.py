@@ -41,3 +41,35 @@ def test_decided_lets_adaptive_sampling_stop_early():
     assert not policies.decided(PEBR, 4, 4, 8)  # all right so far: could still be Easy or Medium
     assert not policies.decided(PEBR, 0, 7, 8)
     assert policies.decided(PEBR, 0, 8, 8)
+
+
+def test_fit_prior_needs_enough_items_and_recovers_point_masses():
+    assert policies.fit_prior([(4, 4)] * 31) is None
+    assert policies.fit_prior([(4, 4)] * 31 + [(0, 0)] * 5) is None  # unsampled items do not count
+    prior = policies.fit_prior([(4, 4)] * 16 + [(0, 4)] * 16)
+    assert len(prior) == policies.PRIOR_GRID and sum(prior) == pytest.approx(1.0, abs=1e-12)
+    assert (round(prior[0], 4), round(prior[-1], 4)) == (0.4902, 0.4902)
+    mid = policies.fit_prior([(8, 16)] * 40)  # every item half right: the mass moves to p = 0.5
+    assert max(range(policies.PRIOR_GRID), key=mid.__getitem__) == 50 and mid[50] > 0.3
+
+
+def test_bucket_chances_are_a_distribution_and_match_the_binomial():
+    uniform = [1 / policies.PRIOR_GRID] * policies.PRIOR_GRID
+    chances = policies.bucket_chances(PEBR, 4, 4, 16, uniform)
+    assert sum(chances.values()) == pytest.approx(1.0, abs=1e-12) and set(chances) == {"easy", "medium"}
+    # Uniform prior on the grid: P(easy) = sum p^16 / sum p^4 over the grid.
+    grid = [j / 100 for j in range(101)]
+    assert chances["easy"] == pytest.approx(sum(p**16 for p in grid) / sum(p**4 for p in grid), abs=1e-12)
+    point = [0.0] * policies.PRIOR_GRID
+    point[50] = 1.0  # every item right half the time: 8 more answers all right has chance 2^-8
+    assert policies.bucket_chances(PEBR, 8, 8, 16, point)["easy"] == pytest.approx(0.5**8, abs=1e-15)
+
+
+def test_can_stop_uses_certainty_first_then_the_target():
+    sure = [0.5] + [0.0] * (policies.PRIOR_GRID - 2) + [0.5]
+    assert policies.can_stop(PEBR, 2, 3, 16, None, None)  # right and wrong seen: Medium for sure
+    assert not policies.can_stop(PEBR, 4, 4, 16, None, None)
+    assert policies.can_stop(PEBR, 4, 4, 16, sure, 0.95) and policies.can_stop(PEBR, 0, 4, 16, sure, 0.95)
+    spread = policies.fit_prior([(k, 16) for k in range(17)] * 4)  # pass rates all over: keep sampling
+    assert not policies.can_stop(PEBR, 4, 4, 16, spread, 0.95)
+    assert policies.can_stop(PEBR, 4, 16, 16, None, None)  # nothing left to sample

@@ -106,6 +106,24 @@ def test_adaptive_stops_once_the_bucket_is_decided(tmp_path):
     assert run.summary["buckets"] == {"easy": 1, "medium": 1, "hard": 1}
 
 
+@pytest.mark.parametrize("confidence,generations", [(0.95, 40 * 4), (None, 40 * 16)])
+def test_adaptive_stops_unanimous_items_once_the_fitted_prior_makes_the_bucket_likely(tmp_path, confidence,
+                                                                                       generations):
+    # 20 items always right and 20 always wrong: after one round of 4, the prior fitted on the run says pass
+    # rates sit at 0 or 1, so 4/4 is Easy with probability 0.994 (>= 0.95) and every item stops. Without a
+    # confidence target only certainty stops, and unanimous items need all 16 answers.
+    rows = [(f"right {i}?", "1") for i in range(20)] + [(f"wrong {i}?", "1") for i in range(20)]
+    pool, _ = make_pool(tmp_path, f"prior-{confidence}", rows)
+    script = {q: [LAYOUT.format("1" if q.startswith("right") else "2")] for q, _ in rows}
+    with OpenAIStub(script) as stub:
+        run = run_inline(services.scoring_run_create(
+            user=None, pool=pool, model_spec=stub.spec(), n_samples=16, adaptive=True, round_size=4,
+            adaptive_confidence=confidence, enqueue=False))
+    assert (run.adaptive_confidence, run.generations) == (confidence, generations)
+    assert run.summary["buckets"] == {"easy": 20, "medium": 0, "hard": 20}
+    assert sorted(set(ItemScore.objects.filter(run=run).values_list("n_samples", flat=True))) == [generations // 40]
+
+
 def test_failures_are_reported_per_item_and_the_rest_finish(tmp_path, monkeypatch):
     pool, items = make_pool(tmp_path, "broken", [("fine?", "1"), ("gone?", "1")])
     gone = items[1].images()[0]

@@ -111,6 +111,7 @@ class ScoringRunIn(Schema):
     seed: int = Field(0, ge=0, le=2**62)
     policy: Annotated[Text, Field(max_length=60)] = "pebr"
     adaptive: bool = False
+    adaptive_confidence: float | None = Field(0.95, ge=0.5, lt=1)
 
 
 class ScoringRunOut(Schema):
@@ -125,6 +126,7 @@ class ScoringRunOut(Schema):
     seed: int
     policy: str
     adaptive: bool
+    adaptive_confidence: float | None
     state: str
     total: int
     done: int

@@ -41,6 +41,10 @@ class ScoringRun(models.Model):
     policy = models.ForeignKey(BucketPolicy, on_delete=models.PROTECT)
     adaptive = models.BooleanField(default=False)
     round_size = models.PositiveIntegerField(default=4)
+    adaptive_confidence = models.FloatField(
+        null=True, blank=True,
+        help_text="adaptive runs: also stop an item once its final bucket has at least this probability under "
+                  "the pass-rate prior fitted on the run's items; null = stop only when the bucket is certain")
     chunk_size = models.PositiveIntegerField(default=32)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     total = models.PositiveIntegerField(default=0)

@@ -117,3 +117,85 @@ def decided(rules: list[dict], k: int, m: int, n: int) -> bool:
 
 def _log_beta(a: float, b: float) -> float:
     return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+# ---- adaptive sampling: stop an item when its final bucket is predictable --------------------------
+
+PRIOR_GRID = 101  # pass rates 0.00, 0.01, ..., 1.00: exact 0 and 1 are on it (a model can be sure)
+PRIOR_MIN_ITEMS = 32  # below this many items the pool's pass-rate spread is not estimated: exact rule only
+PRIOR_FLOOR = 0.02  # share of the prior kept uniform, so no pass rate is ever ruled out by the fit alone
+
+
+def fit_prior(counts: list[tuple[int, int]], iterations: int = 300) -> list[float] | None:
+    """The pool's distribution of true pass rates on PRIOR_GRID, estimated from observed (correct, sampled).
+
+    Nonparametric maximum likelihood (EM over grid weights), then PRIOR_FLOOR of uniform mixed in.
+    Valid with items stopped early: the likelihood of k right in m is p^k (1-p)^(m-k) whatever the
+    stopping rule. None when fewer than PRIOR_MIN_ITEMS items have samples.
+
+    >>> prior = fit_prior([(4, 4)] * 20 + [(0, 4)] * 20)
+    >>> round(prior[0], 3), round(prior[-1], 3), round(sum(prior[1:-1]), 3)
+    (0.49, 0.49, 0.02)
+    """
+    import numpy as np
+
+    counts = [(k, m) for k, m in counts if m > 0]
+    if len(counts) < PRIOR_MIN_ITEMS:
+        return None
+    k = np.array([c[0] for c in counts], dtype=float)[:, None]
+    m = np.array([c[1] for c in counts], dtype=float)[:, None]
+    grid = np.linspace(0.0, 1.0, PRIOR_GRID)[None, :]
+    tiny = 1e-300  # log 0 as a large finite negative, so that 0 * log 0 is 0
+    log_lik = k * np.log(np.maximum(grid, tiny)) + (m - k) * np.log(np.maximum(1.0 - grid, tiny))
+    lik = np.exp(log_lik - log_lik.max(axis=1, keepdims=True))
+    weights = np.full(PRIOR_GRID, 1.0 / PRIOR_GRID)
+    for _ in range(iterations):
+        post = lik * weights
+        post /= post.sum(axis=1, keepdims=True)
+        weights = post.mean(axis=0)
+    weights = (1 - PRIOR_FLOOR) * weights + PRIOR_FLOOR / PRIOR_GRID
+    return [float(w) for w in weights]
+
+
+def bucket_chances(rules: list[dict], k: int, m: int, n: int, prior: list[float]) -> dict[str, float]:
+    """Probability of each final bucket after n samples, given k right of the first m and a prior over pass rates.
+
+    >>> prior = [0.5] + [0.0] * (PRIOR_GRID - 2) + [0.5]  # every item always right or always wrong
+    >>> bucket_chances(BUILTIN_POLICIES["pebr"][1], 4, 4, 16, prior)
+    {'easy': 1.0}
+    """
+    grid = [j / (PRIOR_GRID - 1) for j in range(PRIOR_GRID)]
+    post = [w * p**k * (1 - p) ** (m - k) for w, p in zip(prior, grid)]
+    total = sum(post)
+    if total == 0:
+        return {bucket_for(rules, k, m): 1.0}
+    r = n - m
+    chances: dict[str, float] = {}
+    for extra in range(r + 1):
+        bucket = bucket_for(rules, k + extra, n)
+        ways = math.comb(r, extra)
+        mass = sum(w * ways * p**extra * (1 - p) ** (r - extra) for w, p in zip(post, grid) if w) / total
+        if mass:
+            chances[bucket] = chances.get(bucket, 0.0) + mass
+    return chances
+
+
+def can_stop(rules: list[dict], k: int, m: int, n: int, prior: list[float] | None, target: float | None) -> bool:
+    """Adaptive sampling's stopping rule after k right of m (of at most n).
+
+    Stop when the bucket is decided whatever the remaining samples say (one right and one wrong rule out
+    both PeBR extremes), or, given a fitted prior and a target, when the bucket the samples so far point
+    to is the final bucket with probability >= target.
+
+    >>> rules = BUILTIN_POLICIES["pebr"][1]
+    >>> can_stop(rules, 1, 2, 16, None, None), can_stop(rules, 4, 4, 16, None, None)
+    (True, False)
+    >>> sure = [0.5] + [0.0] * (PRIOR_GRID - 2) + [0.5]
+    >>> can_stop(rules, 4, 4, 16, sure, 0.95), can_stop(rules, 4, 4, 16, fit_prior([(8, 16)] * 40), 0.95)
+    (True, False)
+    """
+    if m >= n or decided(rules, k, m, n):
+        return True
+    if prior is None or target is None:
+        return False
+    return bucket_chances(rules, k, m, n, prior).get(bucket_for(rules, k, m), 0.0) >= target

@@ -39,7 +39,8 @@ def policies_ensure() -> None:
 def scoring_run_create(
     *, user, pool: Pool, model_spec: str, clip_spec: str = "", n_samples: int = 8, temperature: float = 1.2,
     top_p: float = 0.99, max_new_tokens: int = 2048, seed: int = 0, policy: str = "pebr", adaptive: bool = False,
-    item_ids: list[int] | None = None, chunk_size: int = 32, round_size: int = 4, enqueue: bool = True,
+    adaptive_confidence: float | None = 0.95, round_size: int = 4, item_ids: list[int] | None = None,
+    chunk_size: int = 32, enqueue: bool = True,
 ) -> ScoringRun:
     if user is not None:
         check_role(user, Role.CURATOR)
@@ -53,6 +54,8 @@ def scoring_run_create(
         raise ScoringError(str(exc)) from None
     if n_samples < 1 or not (0 < top_p <= 1) or temperature < 0:
         raise ScoringError("need n_samples >= 1, 0 < top_p <= 1 and temperature >= 0")
+    if round_size < 1 or (adaptive_confidence is not None and not 0.5 <= adaptive_confidence < 1):
+        raise ScoringError("need round_size >= 1 and adaptive_confidence in [0.5, 1), or None (stop only when certain)")
     policies_ensure()
     try:
         bucket_policy = BucketPolicy.objects.get(name=policy)
@@ -67,7 +70,8 @@ def scoring_run_create(
             pool=pool, selection=sorted(item_ids) if item_ids is not None else None, model_spec=model_spec,
             clip_spec=clip_spec, n_samples=n_samples, temperature=temperature, top_p=top_p,
             max_new_tokens=max_new_tokens, seed=seed, policy=bucket_policy, adaptive=adaptive,
-            chunk_size=chunk_size, round_size=round_size, total=items.count(), created_by=user,
+            adaptive_confidence=adaptive_confidence if adaptive else None, chunk_size=chunk_size,
+            round_size=round_size, total=items.count(), created_by=user,
         )
         if enqueue:
             transaction.on_commit(lambda: send_task("workers.tasks.scoring.dispatch", run.pk, queue="cpu"))
@@ -163,7 +167,7 @@ def _score_items(run: ScoringRun, items: list[Item]) -> list[ItemScore]:
 
 
 def _sample(sampler, run: ScoringRun, loaded, SampleSettings) -> list:
-    """Fixed N: one call. Adaptive: rounds of `round_size`, each item stops once its bucket is decided."""
+    """Fixed N: one call. Adaptive: rounds of `round_size`; an item stops once `policies.can_stop` says so."""
     from trainer.verify import extract_answer, grade
 
     prompts = [(item.question, images) for item, images in loaded]
@@ -171,7 +175,9 @@ def _sample(sampler, run: ScoringRun, loaded, SampleSettings) -> list:
         return sampler.sample(prompts, SampleSettings(run.n_samples, run.temperature, run.top_p,
                                                       run.max_new_tokens, run.seed))
     rules = run.policy.rules
+    finished = _prior_counts(run) if run.adaptive_confidence is not None else []
     texts: list = [[] for _ in loaded]
+    correct = [0] * len(loaded)
     open_ = list(range(len(loaded)))
     round_no = 0
     while open_:
@@ -180,23 +186,40 @@ def _sample(sampler, run: ScoringRun, loaded, SampleSettings) -> list:
                                SampleSettings(size, run.temperature, run.top_p, run.max_new_tokens,
                                               run.seed + 7919 * round_no))
         round_no += 1
-        still_open = []
         for i, got in zip(open_, batch):
             if isinstance(got, Exception):
                 texts[i] = got
                 continue
             texts[i].extend(got)
             item = loaded[i][0]
-            if item.answer is None:
-                if len(texts[i]) < run.n_samples:
-                    still_open.append(i)  # label-free items need the full vote
+            if item.answer is not None:
+                kind = item.answer_type if item.answer_type != "none" else "auto"
+                correct[i] += sum(grade(extract_answer(t), item.answer, kind) for t in got)
+        graded = [i for i, (item, _) in enumerate(loaded) if item.answer is not None and isinstance(texts[i], list)]
+        prior = None
+        if run.adaptive_confidence is not None:
+            prior = policies.fit_prior(finished + [(correct[i], len(texts[i])) for i in graded])
+        still_open = []
+        for i in open_:
+            if isinstance(texts[i], Exception) or len(texts[i]) >= run.n_samples:
                 continue
-            kind = item.answer_type if item.answer_type != "none" else "auto"
-            k = sum(grade(extract_answer(t), item.answer, kind) for t in texts[i])
-            if len(texts[i]) < run.n_samples and not policies.decided(rules, k, len(texts[i]), run.n_samples):
+            if loaded[i][0].answer is None:
+                still_open.append(i)  # label-free items need the full vote
+            elif not policies.can_stop(rules, correct[i], len(texts[i]), run.n_samples, prior,
+                                       run.adaptive_confidence):
                 still_open.append(i)
         open_ = still_open
     return texts
+
+
+PRIOR_RECENT_ITEMS = 2000  # the pass-rate prior of an adaptive run is fitted on at most this many scored items
+
+
+def _prior_counts(run: ScoringRun) -> list[tuple[int, int]]:
+    """(correct, sampled) of the items this run has already scored, most recent first, for `fit_prior`."""
+    rows = (ItemScore.objects.filter(run=run, error="", item__answer__isnull=False, n_samples__gt=0)
+            .order_by("-id").values_list("n_correct", "n_samples")[:PRIOR_RECENT_ITEMS])
+    return list(rows)
 
 
 def _clip_scores(run: ScoringRun, loaded) -> dict[int, dict[str, float]]:

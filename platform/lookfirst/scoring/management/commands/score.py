@@ -24,7 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--max-tokens", type=int, default=2048)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--policy", default="pebr")
-        parser.add_argument("--adaptive", action="store_true", help="stop sampling an item once its bucket is decided")
+        parser.add_argument("--adaptive", action="store_true", help="sample in rounds; stop an item once its bucket is settled")
+        parser.add_argument("--adaptive-confidence", type=float, default=0.95,
+                            help="with --adaptive: also stop once the final bucket has this probability under the "
+                                 "pass-rate prior fitted on the run (default 0.95); 0 = only when certain")
+        parser.add_argument("--round-size", type=int, default=4, help="with --adaptive: answers per item per round")
         parser.add_argument("--chunk-size", type=int, default=32)
         parser.add_argument("--wait", action="store_true", help="wait for the workers to finish the run")
         parser.add_argument("--inline", action="store_true", help="score in this process instead of on workers")
@@ -39,7 +43,9 @@ class Command(BaseCommand):
             run = services.scoring_run_create(
                 user=None, pool=pool, model_spec=o["model"], clip_spec=o["clip"], n_samples=o["samples"],
                 temperature=o["temperature"], top_p=o["top_p"], max_new_tokens=o["max_tokens"], seed=o["seed"],
-                policy=o["policy"], adaptive=o["adaptive"], chunk_size=o["chunk_size"], enqueue=not o["inline"],
+                policy=o["policy"], adaptive=o["adaptive"],
+                adaptive_confidence=o["adaptive_confidence"] or None, round_size=o["round_size"],
+                chunk_size=o["chunk_size"], enqueue=not o["inline"],
             )
         except services.ScoringError as exc:
             raise CommandError(str(exc)) from None
