@@ -19,6 +19,8 @@ from lookfirst.ingest.readers import (
     read_source,
     resolve_image_path,
 )
+from lookfirst.ingest.readers import common
+from lookfirst.ingest.readers.common import FileImages, RowProblem
 from tests.ingest.format_samples import (
     EXPECTED,
     WRITERS,
@@ -462,6 +464,58 @@ def test_resolve_image_path(tmp_path):
             resolve_image_path(tmp_path, ref)
         assert str(caught.value) == message
 
+
+
+def test_file_images_refuse_exactly_what_resolve_image_path_refuses(tmp_path):
+    image = png_at(tmp_path / "sub" / "a.png")
+    (tmp_path / "inner.png").symlink_to(image)
+    (tmp_path / "innerdir").symlink_to(image.parent, target_is_directory=True)
+    outside = png_at(tmp_path.parent / f"{tmp_path.name}-out" / "b.png")
+    (tmp_path / "out.png").symlink_to(outside)
+    (tmp_path / "outdir").symlink_to(outside.parent, target_is_directory=True)
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    refs = ["sub/a.png", "./sub/a.png", "sub//a.png", "inner.png", "innerdir/a.png", "out.png", "outdir/b.png",
+            "outdir/../sub/a.png", "/etc/passwd", "C:\\x.png", "c:x.png", "../a.png", "sub/../../a.png",
+            "sub/none.png", "none/a.png", "sub", "sub/", "sub/.", "", "http://x/a.png", "a\x00.png", "loop.png",
+            "a" * 300 + ".png", "\ud800.png"]
+    images = FileImages(tmp_path)
+
+    for ref in refs:
+        try:
+            expected = ImageRef(data=None, path=resolve_image_path(tmp_path, ref), name=ref)
+        except ValueError as exc:
+            expected = RowProblem("images[0]", str(exc))
+        for _ in range(2):  # the second answer comes from the cache
+            try:
+                got = images(ref, "images[0]")
+            except RowProblem as problem:
+                got = problem
+            if isinstance(expected, RowProblem):
+                assert isinstance(got, RowProblem) and (got.field, got.reason) == (expected.field, expected.reason), ref
+            else:
+                assert got == expected, ref
+
+
+def test_file_images_resolve_each_reference_once(tmp_path, monkeypatch):
+    png_at(tmp_path / "a.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "a.png")
+    images = FileImages(tmp_path)
+    first = images("a.png", "images")
+    calls = []
+    monkeypatch.setattr(common, "resolve_image_path", lambda *args: calls.append(args))
+    monkeypatch.setattr(FileImages, "_plain_file", lambda *args: calls.append(args))
+
+    assert images("a.png", "images[1]") is first
+    assert calls == []
+    monkeypatch.undo()
+    assert first.path == (tmp_path / "a.png").resolve()
+    assert images("link.png", "images").path == first.path  # a symlink inside the folder reaches the same file
+
+
+def test_a_symlink_loop_is_a_row_problem(tmp_path):
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    with pytest.raises(ValueError, match="image path cannot be read: loop.png: Symlink loop from"):
+        resolve_image_path(tmp_path, "loop.png")
 
 # --- whole-source problems -------------------------------------------------------------------------------
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from lookfirst.ingest.readers import ImageRef
-
 ALLOWED_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 
 
@@ -19,17 +17,18 @@ class ImageRejected(ValueError):
 
 
 @dataclass(frozen=True)
-class CheckedImage:
+class ImageFacts:
+    """What the Image table records of a checked image."""
+
     sha256: str
-    data: bytes
     width: int
     height: int
     format: str  # file extension, lower case
+    size_bytes: int
 
 
-def image_check(ref: ImageRef, *, max_bytes: int, max_pixels: int) -> CheckedImage:
-    """Return the image's bytes and facts, or raise ImageRejected with a reason a user can act on."""
-    data = ref.data if ref.data is not None else _read_file(ref.path, max_bytes)
+def image_data_check(data: bytes, *, max_bytes: int, max_pixels: int, sha256: str | None = None) -> ImageFacts:
+    """Decode the bytes fully; return their facts or raise ImageRejected."""
     if len(data) > max_bytes:
         raise ImageRejected(f"image is {len(data):,} bytes, over the {max_bytes:,}-byte limit")
     if not data:
@@ -39,11 +38,7 @@ def image_check(ref: ImageRef, *, max_bytes: int, max_pixels: int) -> CheckedIma
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as img:
                 width, height = img.size
-                if width * height > max_pixels:
-                    raise ImageRejected(
-                        f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,}-pixel "
-                        "limit (possible decompression bomb)"
-                    )
+                _check_pixels(width, height, max_pixels)
                 if img.format not in ALLOWED_FORMATS:
                     raise ImageRejected(f"unsupported image format {img.format}; known: {', '.join(ALLOWED_FORMATS)}")
                 fmt = ALLOWED_FORMATS[img.format]
@@ -54,10 +49,29 @@ def image_check(ref: ImageRef, *, max_bytes: int, max_pixels: int) -> CheckedIma
         raise ImageRejected(f"decompression bomb: {exc}") from None
     except Exception as exc:  # PIL raises many types for bad data: all mean the same to the user
         raise ImageRejected(f"corrupt or truncated image: {exc}") from None
-    return CheckedImage(hashlib.sha256(data).hexdigest(), data, width, height, fmt)
+    return ImageFacts(sha256 or hashlib.sha256(data).hexdigest(), width, height, fmt, len(data))
 
 
-def _read_file(path: Path | None, max_bytes: int) -> bytes:
+def image_limits_check(facts: ImageFacts, *, max_bytes: int, max_pixels: int) -> None:
+    """The limits of `image_data_check`, applied to an image that passed it when first stored.
+
+    Its bytes hash to a stored image's sha256, so they are the bytes that were decoded then; only the
+    limits may have been lowered since.
+    """
+    if facts.size_bytes > max_bytes:
+        raise ImageRejected(f"image is {facts.size_bytes:,} bytes, over the {max_bytes:,}-byte limit")
+    _check_pixels(facts.width, facts.height, max_pixels)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageRejected(
+            f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,}-pixel "
+            "limit (possible decompression bomb)"
+        )
+
+
+def image_file_read(path: Path | None, max_bytes: int) -> bytes:
     if path is None:
         raise ImageRejected("image has neither bytes nor a path")
     try:

@@ -4,15 +4,19 @@ Every entry point (CLI, upload, demo) goes through `ingest_run_create` + `ingest
 Rows are read as a stream and written in batches through a COPY into a temporary table, then
 one INSERT ... ON CONFLICT DO NOTHING: duplicates (same images and question in the pool) are
 counted, not inserted, so running the same file twice adds nothing.
+
+A thread reads ahead (parsing rows, reading and hashing image files, building the COPY rows) while
+this one checks new images and writes the batch before; only this one touches the database.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from queue import Full, Queue
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -21,7 +25,7 @@ from django.utils import timezone
 from lookfirst.runtime.tasks import send_task
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.ingest.answers import answer_type_guess
-from lookfirst.ingest.images import CheckedImage, ImageRejected, image_check
+from lookfirst.ingest.images import ImageRejected
 from lookfirst.ingest.models import IngestError, IngestRun
 from lookfirst.ingest.readers import (
     FORMATS,
@@ -32,17 +36,23 @@ from lookfirst.ingest.readers import (
     detect_format,
     read_source,
 )
-from lookfirst.pools.models import Image, Pool, image_relative_path
+from lookfirst.ingest.run_images import ImageChecker, ImageReader, Token
+from lookfirst.pools.models import Pool
 
-BATCH_ROWS = 500
+BATCH_ROWS = 2000
+BATCH_IMAGE_BYTES = 32 * 1024**2  # new image bytes a batch may hold; it ends early past this
+READ_AHEAD = 2  # batches read while one is written
+T = TypeVar("T")
 
 
 @dataclass
 class _Batch:
-    items: list[tuple] = field(default_factory=list)
-    images: dict[str, CheckedImage] = field(default_factory=dict)
+    # rows, their images' tokens and their COPY tuples (None when an image could not be read)
+    admitted: list[tuple[SourceRow, list[Token], tuple | None]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
+    pending: dict[str, bytes] = field(default_factory=dict)  # contents new to the run, by sha256
+    forget: bool = False  # the run's image caches were emptied before this batch
 
 
 def pool_get_or_create(*, name: str, user=None) -> Pool:
@@ -77,13 +87,16 @@ def ingest_run_execute(*, run_id: int, progress: Callable[[IngestRun], None] | N
     run.state, run.started_at, run.message = IngestRun.State.RUNNING, timezone.now(), ""
     run.rows_seen = run.ingested = run.duplicates = run.skipped = 0
     source = Path(run.source)
+    checker = ImageChecker(max_bytes=settings.LOOKFIRST_MAX_IMAGE_BYTES,
+                           max_pixels=settings.LOOKFIRST_MAX_IMAGE_PIXELS, media_root=settings.MEDIA_ROOT)
     try:
         run.format = run.requested_format if run.requested_format != "auto" else detect_format(source)
         run.rows_total = _estimate_rows(source)
         run.save()
         rows = read_source(source, run.format, Path(run.images_dir) if run.images_dir else None)
-        for batch in _batches(rows):
-            _write_batch(run, batch)
+        reader = ImageReader(max_bytes=settings.LOOKFIRST_MAX_IMAGE_BYTES)
+        for batch in _read_ahead(_batches(rows, reader), READ_AHEAD):
+            _write_batch(run, batch, checker)
             run.save(update_fields=["rows_seen", "skipped", "duplicates", "ingested"])
             if progress:
                 progress(run)
@@ -91,6 +104,8 @@ def ingest_run_execute(*, run_id: int, progress: Callable[[IngestRun], None] | N
         run.state, run.message, run.finished_at = IngestRun.State.FAILED, str(exc), timezone.now()
         run.save()
         return run
+    finally:
+        checker.close()
     run.ingested = run.items.count()
     run.duplicates = run.rows_seen - run.skipped - run.ingested
     run.state, run.finished_at = IngestRun.State.DONE, timezone.now()
@@ -107,91 +122,153 @@ def ingest_path(*, user, pool_name: str, path: Path, fmt: str = "auto", images_d
     return ingest_run_execute(run_id=run.pk, progress=progress)
 
 
-class _CheckedCache:
-    """Images already checked in this run, by file path: VQA pools ask many questions about one image."""
-
-    def __init__(self, max_bytes: int, max_pixels: int, size: int = 8192) -> None:
-        self.max_bytes, self.max_pixels, self.size = max_bytes, max_pixels, size
-        self.by_path: dict[Path, CheckedImage] = {}
-        self.stored: set[str] = set()
-
-    def check(self, ref) -> CheckedImage:
-        if ref.path is not None and ref.path in self.by_path:
-            return self.by_path[ref.path]
-        checked = image_check(ref, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-        if ref.path is not None:
-            if len(self.by_path) >= self.size:
-                self.by_path.pop(next(iter(self.by_path)))
-            self.by_path[ref.path] = checked
-        return checked
-
-
-def _batches(rows: Iterable[SourceRow | RowError]) -> Iterable[_Batch]:
+def _batches(rows: Iterable[SourceRow | RowError], reader: ImageReader) -> Iterator[_Batch]:
+    """Rows with their image files read and hashed; touches no database, so it can run in another thread."""
     batch = _Batch()
-    cache = _CheckedCache(settings.LOOKFIRST_MAX_IMAGE_BYTES, settings.LOOKFIRST_MAX_IMAGE_PIXELS)
     for row in rows:
         batch.rows += 1
         if isinstance(row, RowError):
             batch.errors.append(row)
         else:
-            _add_row(batch, row, cache)
-        if batch.rows >= BATCH_ROWS:
+            _admit_row(batch, row, reader)
+        if batch.rows >= BATCH_ROWS or reader.pending_bytes >= BATCH_IMAGE_BYTES:
             yield batch
-            batch = _Batch()
+            reader.pending_bytes = 0
+            batch = _Batch(forget=reader.forget_if_full())
     if batch.rows:
         yield batch
 
 
-def _add_row(batch: _Batch, row: SourceRow, cache: _CheckedCache) -> None:
+def _read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """`items`, produced by a thread up to `depth` ahead: reading the next batch overlaps writing this one."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as exc:  # raised again where the items are used
+            put((_DONE, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close:
+                close()  # here, not at garbage collection: the reader's files and zips close in its own thread
+
+    thread = threading.Thread(target=produce, name="ingest-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = queue.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+_DONE = object()
+
+
+def _admit_row(batch: _Batch, row: SourceRow, reader: ImageReader) -> None:
     if not row.question.strip():
         batch.errors.append(RowError(row.row, "question", "question is empty"))
         return
     if not row.images:
         batch.errors.append(RowError(row.row, "images", "row has no image"))
         return
-    checked: list[CheckedImage] = []
-    for index, ref in enumerate(row.images):
-        try:
-            checked.append(cache.check(ref))
-        except ImageRejected as exc:
-            batch.errors.append(RowError(row.row, f"images[{index}]", f"{exc} ({ref.name})"))
+    tokens = []
+    for ref in row.images:
+        token = reader.admit(ref, batch.pending)
+        tokens.append(token)
+        if isinstance(token, ImageRejected):
+            batch.admitted.append((row, tokens, None))  # the row's error, unless an earlier image fails its check
             return
-    shas = [c.sha256 for c in checked]
-    for image in checked:
-        if image.sha256 not in cache.stored:
-            batch.images.setdefault(image.sha256, image)
-            cache.stored.add(image.sha256)
-    metadata = dict(row.metadata)
-    declared_type = metadata.pop("answer_type", None)
-    content_key = hashlib.sha256(json.dumps([shas, row.question]).encode()).hexdigest()
-    batch.items.append((
-        shas, row.question, row.answer, answer_type_guess(row.answer, row.question, declared_type),
-        list(row.key_words), row.description, row.row, json.dumps(metadata, default=str), content_key,
-    ))
+    batch.admitted.append((row, tokens, _item(row, tokens)))
 
 
-def _write_batch(run: IngestRun, batch: _Batch) -> None:
-    _store_image_files(batch.images.values())
+def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker) -> None:
+    if batch.forget:
+        checker.outcomes.clear()
+    with connection.cursor() as cursor:
+        new_images = checker.settle(cursor, batch.pending)
+    items = []
+    for row, tokens, item in batch.admitted:
+        error = _image_error(row, tokens, checker)
+        if error:
+            batch.errors.append(error)
+        else:
+            items.append(item)
+    inserted = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        if batch.images:
-            Image.objects.bulk_create(
-                [Image(sha256=i.sha256, width=i.width, height=i.height, format=i.format, size_bytes=len(i.data))
-                 for i in batch.images.values()],
-                ignore_conflicts=True,
-            )
-        if batch.items:
-            _insert_items(cursor, run, batch.items)
-        IngestError.objects.bulk_create(
-            [IngestError(run=run, row=e.row, field=e.field, reason=e.reason) for e in batch.errors]
-        )
+        checker.record(cursor, new_images)
+        if items:
+            inserted = _insert_items(cursor, run, items)
+        if batch.errors:
+            IngestError.objects.bulk_create([IngestError(run=run, row=e.row, field=e.field, reason=e.reason)
+                                             for e in sorted(batch.errors, key=lambda e: e.row)])
+        checker.wait_stored()
     run.rows_seen += batch.rows
     run.skipped += len(batch.errors)
-    inserted = run.items.count()
-    run.duplicates += len(batch.items) - (inserted - run.ingested)
-    run.ingested = inserted
+    run.duplicates += len(items) - inserted
+    run.ingested += inserted
 
 
-def _insert_items(cursor, run: IngestRun, items: list[tuple]) -> None:
+def _image_error(row: SourceRow, tokens: list[Token], checker: ImageChecker) -> RowError | None:
+    for index, token in enumerate(tokens):
+        outcome = token if isinstance(token, ImageRejected) else checker.outcomes[token]
+        if isinstance(outcome, ImageRejected):
+            return RowError(row.row, f"images[{index}]", f"{outcome} ({row.images[index].name})")
+    return None
+
+
+def _item(row: SourceRow, shas: list[str]) -> tuple:
+    """One COPY row. Arrays go as PostgreSQL literals: psycopg's list dumper cost more than the rest of the row."""
+    metadata = row.metadata
+    declared_type = None
+    if "answer_type" in metadata:
+        metadata = dict(metadata)
+        declared_type = metadata.pop("answer_type")
+    return (
+        "{" + ",".join(shas) + "}", row.question, row.answer,
+        answer_type_guess(row.answer, row.question, declared_type), _text_array(row.key_words), row.description,
+        row.row, json.dumps(metadata, default=str) if metadata else "{}", content_key(shas, row.question),
+    )
+
+
+def content_key(shas: list[str], question: str) -> str:
+    """sha256 of `json.dumps([shas, question])`, written out: shas are hex, only the question needs encoding.
+
+    >>> content_key(["ab", "cd"], 'Which "one"?') == hashlib.sha256(
+    ...     json.dumps([["ab", "cd"], 'Which "one"?']).encode()).hexdigest()
+    True
+    """
+    quoted = ", ".join([f'"{sha}"' for sha in shas])
+    return hashlib.sha256(f"[[{quoted}], {json.dumps(question)}]".encode()).hexdigest()
+
+
+def _text_array(words: list[str]) -> str:
+    if not words:
+        return "{}"
+    return "{" + ",".join(['"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in words]) + "}"
+
+
+def _insert_items(cursor, run: IngestRun, items: list[tuple]) -> int:
+    """Stage the rows, then insert those not in the pool yet; returns how many were inserted."""
     cursor.execute(
         "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (image_shas varchar(64)[], question text, answer text, "
         "answer_type varchar(20), key_words varchar(200)[], description text, source_row integer, "
@@ -212,18 +289,7 @@ def _insert_items(cursor, run: IngestRun, items: list[tuple]) -> None:
         "ON CONFLICT (pool_id, content_key) DO NOTHING",
         [run.pool_id, run.source_name, run.pk],
     )
-
-
-def _store_image_files(images: Iterable[CheckedImage]) -> None:
-    root = Path(settings.MEDIA_ROOT)
-    for image in images:
-        target = root / image_relative_path(image.sha256, image.format)
-        if target.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(image.data)
-        os.replace(tmp, target)  # atomic: a reader never sees half a file
+    return cursor.rowcount
 
 
 def _estimate_rows(source: Path) -> int | None:

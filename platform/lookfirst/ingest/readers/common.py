@@ -10,7 +10,9 @@ import datetime as dt
 import io
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path, PureWindowsPath
@@ -27,6 +29,7 @@ DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv")
 METADATA_NAMES = ("metadata.jsonl", "metadata.json", "metadata.csv")
 # HF `save_to_disk` and LLaMA-Factory folders hold these beside the data; they are not rows.
 NOT_DATA_NAMES = frozenset({"dataset_info.json", "dataset_dict.json", "state.json"})
+REF_CACHE_SIZE = 200_000  # resolved image references kept per data file; cleared when full
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,9 @@ def check_relative_ref(ref: str) -> None:
         raise ValueError(f"image path contains a NUL byte: {ref!r}")
     if "://" in ref:
         raise ValueError(f"image URLs are not supported: {ref}")
-    if ref.startswith(("/", "\\")) or PureWindowsPath(ref).drive:
+    if ref.startswith(("/", "\\")) or (ref[1:2] == ":" and PureWindowsPath(ref).drive):  # a drive needs "X:"
         raise ValueError(f"image path is absolute: {ref}")
-    if ".." in re.split(r"[\\/]", ref):
+    if ".." in ref and ".." in re.split(r"[\\/]", ref):
         raise ValueError(f"image path escapes the source folder: {ref}")
 
 
@@ -114,21 +117,64 @@ def resolve_image_path(base: Path, ref: str) -> Path:
         if not real.is_file():
             raise ValueError(f"image path is not a file: {ref}")
     except (OSError, RuntimeError) as exc:  # name too long, symlink loop, no permission
-        raise ValueError(f"image path cannot be read: {ref}: {exc.strerror or exc}") from None
+        raise ValueError(f"image path cannot be read: {ref}: {getattr(exc, 'strerror', None) or exc}") from None
     return real
 
 
-@dataclass(frozen=True)
 class FileImages:
-    """Resolves image references against a folder on disk."""
+    """Resolves image references against a folder on disk, each distinct reference once.
 
-    base: Path
+    VQA sources name one image in many rows. A folder is resolved once; a plain file in it (not a
+    symlink) needs one lstat. Anything else (symlinks, missing files, odd names) takes the full
+    `resolve_image_path`, so every refusal reads exactly as it does there.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._root = os.path.realpath(base)
+        self._inside = self._root.rstrip("/") + "/"
+        self._folders: dict[str, str | None] = {}  # relative folder -> real folder, None if it leaves the root
+        self._refs: dict[str, ImageRef | str] = {}  # reference -> ImageRef, or why it is refused
 
     def __call__(self, ref: str, field: str) -> ImageRef:
+        found = self._refs.get(ref)
+        if found is None:
+            found = self._resolve(ref)
+            if len(self._refs) >= REF_CACHE_SIZE:
+                self._refs.clear()
+            self._refs[ref] = found
+        if isinstance(found, str):
+            raise RowProblem(field, found)
+        return found
+
+    def _resolve(self, ref: str) -> ImageRef | str:
         try:
-            return ImageRef(data=None, path=resolve_image_path(self.base, ref), name=ref)
+            check_relative_ref(ref)
+            path = self._plain_file(ref) or resolve_image_path(Path(self._root), ref)
         except ValueError as exc:
-            raise RowProblem(field, str(exc)) from None
+            return str(exc)
+        return ImageRef(data=None, path=path, name=ref)
+
+    def _plain_file(self, ref: str) -> Path | None:
+        """The real path of a regular file inside the root named by a checked reference; else None."""
+        folder, _, name = ref.rpartition("/")
+        if name in ("", ".", ".."):
+            return None
+        try:
+            if folder not in self._folders:
+                if len(self._folders) >= REF_CACHE_SIZE:
+                    self._folders.clear()
+                real = os.path.realpath(os.path.join(self._root, folder)) if folder else self._root
+                self._folders[folder] = real if real == self._root or real.startswith(self._inside) else None
+            real_folder = self._folders[folder]
+            if real_folder is None:
+                return None
+            path = os.path.join(real_folder, name)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                return None
+        except (OSError, ValueError):
+            return None
+        return Path(path)
 
 
 # --- values ----------------------------------------------------------------------------------------

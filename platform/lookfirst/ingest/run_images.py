@@ -1,0 +1,156 @@
+"""The images of one ingest run: each distinct file read once, each distinct content checked and stored once.
+
+Two halves, one per thread. `ImageReader` runs beside the row reader: it reads and hashes each distinct
+file once and hands the bytes of contents new to the run to the batch. `ImageChecker` runs where the
+batch is written: a content whose sha256 is in the Image table was decoded when it was first stored,
+so only the size and pixel limits are applied again to its recorded facts; any other is decoded fully.
+Accepted files are written by a few threads (creating a file is mostly kernel time) and waited for
+before the batch commits, so a committed Image always has its file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from lookfirst.ingest.images import ImageFacts, ImageRejected, image_data_check, image_limits_check
+from lookfirst.ingest.readers import ImageRef
+from lookfirst.pools.models import image_relative_path
+
+CACHE_SIZE = 200_000  # distinct paths and contents remembered per run; all forgotten at once when full
+STORE_THREADS = 4
+
+Token = str | ImageRejected  # an image's sha256 (its outcome in ImageChecker.outcomes), or why it cannot be read
+
+
+class ImageReader:
+    def __init__(self, *, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.by_path: dict[Path, Token] = {}
+        self.by_identity: dict[tuple[int, int, int, int], str] = {}  # (st_dev, st_ino, size, mtime_ns) -> sha256
+        self.seen: set[str] = set()  # shas handed to a batch since the last forget
+        self.pending_bytes = 0  # bytes handed to the batch being read
+
+    def admit(self, ref: ImageRef, pending: dict[str, bytes]) -> Token:
+        """The sha256 of the image's bytes, added to `pending` if new to the run; or why it cannot be read."""
+        if ref.data is not None:
+            if len(ref.data) > self.max_bytes:
+                return ImageRejected(f"image is {len(ref.data):,} bytes, over the {self.max_bytes:,}-byte limit")
+            return self._admit_bytes(ref.data, pending)
+        token = self.by_path.get(ref.path)
+        if token is None:
+            token = self._admit_file(ref.path, pending)
+            self.by_path[ref.path] = token
+        return token
+
+    def _admit_file(self, path: Path | None, pending: dict[str, bytes]) -> Token:
+        if path is None:
+            return ImageRejected("image has neither bytes nor a path")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return ImageRejected(f"image file not found: {path}")
+        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        sha = self.by_identity.get(identity)
+        if sha is None:
+            if st.st_size > self.max_bytes:
+                return ImageRejected(f"image is {st.st_size:,} bytes, over the {self.max_bytes:,}-byte limit")
+            with open(path, "rb") as fh:
+                sha = self._admit_bytes(fh.read(), pending)
+            self.by_identity[identity] = sha
+        return sha
+
+    def _admit_bytes(self, data: bytes, pending: dict[str, bytes]) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        if sha not in self.seen:
+            self.seen.add(sha)
+            pending[sha] = data
+            self.pending_bytes += len(data)
+        return sha
+
+    def forget_if_full(self) -> bool:
+        """Between batches only. True when forgotten: the next batch then holds every content it names."""
+        if max(len(self.by_path), len(self.by_identity), len(self.seen)) < CACHE_SIZE:
+            return False
+        self.by_path.clear()
+        self.by_identity.clear()
+        self.seen.clear()
+        return True
+
+
+class ImageChecker:
+    def __init__(self, *, max_bytes: int, max_pixels: int, media_root: Path) -> None:
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+        self.media_root = str(media_root)
+        self.outcomes: dict[str, ImageFacts | ImageRejected] = {}
+        self._writer = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="ingest-store")
+        self._writes: list[Future] = []
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    def settle(self, cursor, pending: dict[str, bytes]) -> list[ImageFacts]:
+        """Check a batch's new contents and start writing the accepted ones; return those new to the Image table."""
+        if not pending:
+            return []
+        cursor.execute("SELECT sha256, width, height, format, size_bytes FROM pools_image WHERE sha256 = ANY(%s)",
+                       [list(pending)])
+        known = {row[0]: ImageFacts(*row) for row in cursor.fetchall()}
+        new, files = [], []
+        for sha, data in pending.items():
+            facts = known.get(sha)
+            try:
+                if facts is None:
+                    facts = image_data_check(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, sha256=sha)
+                    new.append(facts)
+                else:
+                    image_limits_check(facts, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+            except ImageRejected as exc:
+                self.outcomes[sha] = exc
+                continue
+            self.outcomes[sha] = facts
+            files.append((os.path.join(self.media_root, image_relative_path(sha, facts.format)), data))
+        for start in range(STORE_THREADS):
+            if files[start::STORE_THREADS]:
+                self._writes.append(self._writer.submit(_store_files, files[start::STORE_THREADS]))
+        return new
+
+    def record(self, cursor, new: list[ImageFacts]) -> None:
+        """Insert the new images' rows in the caller's transaction; a concurrent run may have added some."""
+        if new:
+            cursor.execute(
+                "INSERT INTO pools_image (sha256, width, height, format, size_bytes, created_at) "
+                "SELECT *, now() FROM unnest(%s::varchar[], %s::integer[], %s::integer[], %s::varchar[], "
+                "%s::bigint[]) ON CONFLICT DO NOTHING",
+                [[f.sha256 for f in new], [f.width for f in new], [f.height for f in new],
+                 [f.format for f in new], [f.size_bytes for f in new]],
+            )
+
+    def wait_stored(self) -> None:
+        """Block until every accepted file is on disk; raise the first write error."""
+        writes, self._writes = self._writes, []
+        for write in writes:
+            write.result()
+
+
+def _store_files(files: list[tuple[str, bytes]]) -> None:
+    """Content-addressed: an existing file already holds these bytes. Atomic: no reader sees half a file."""
+    suffix = f".{os.getpid()}-{threading.get_ident()}.tmp"
+    for target, data in files:
+        if os.path.exists(target):
+            continue
+        tmp = target + suffix
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
