@@ -63,6 +63,8 @@ def main() -> int:
     rows += [
         ("sample accuracy", f"{figures['accuracy']:.1%}", ""),
         ("format rate (4 headers)", f"{figures['format_rate']:.1%}", ""),
+        ("items with both layouts", f"{figures['format_mixed']:.1%}", "(format reward varies in the group)"),
+        ("answer header present", f"{figures['answer_rate']:.1%}", ""),
         ("sampling time", f"{figures['sample_seconds']:.0f} s", ""),
         ("CLIP ROC AUC", f"{figures['clip_auc']:.4f}", ">= 0.9" + (" ok" if figures["clip_auc"] >= 0.9 else " FAIL")),
         ("CLIP cosine matched", f"{figures['clip_cos_matched']:.3f}", ""),

@@ -222,6 +222,87 @@ def test_grading_reads_the_text_after_the_answer_header():
     assert not _grade(response, "red") and not _grade("red, 2", "red, 2")
 
 
+def test_short_layout_targets_drop_the_middle_sections_and_keep_the_answer():
+    import random
+
+    from workers.models.builtin import _draw_text, extract_answer, short_layout
+
+    _, question, full = _draw_text(random.Random(5), "more_than", full=True)
+    _, same_question, short = _draw_text(random.Random(5), "more_than", full=False)
+    description = ("A large purple hexagon, a large green square, a large orange square, a small purple circle, "
+                   "a small green circle and a small red pentagon on a white background.")
+    assert question == same_question == "<image>How many more pentagons than triangles are there?"
+    assert full == (f"### Image Description: {description}\n### Rationales: Count the pentagons and the triangles.\n"
+                    "### Step 1: Subtract the counts.\n### The final answer is: 1")
+    assert short == short_layout(full) == f"### Image Description: {description}\n### The final answer is: 1"
+    assert extract_answer(short) == extract_answer(full) == "1"
+
+
+def test_training_batches_hold_the_short_layout_share_exactly_and_evenly():
+    import random
+
+    from workers.models.builtin import (
+        HEADERS, VLM_BATCH, VLM_BUCKETS, VLM_OFF_LAYOUT_SHARE, _full_layout_flags, _pick, _tokenizer_corpus,
+        extract_answer, training_batches, training_mix,
+    )
+
+    assert VLM_OFF_LAYOUT_SHARE == 0.45
+    rng = random.Random(0)
+    mix = training_mix()
+    batches = training_batches(rng, [_pick(rng, mix) for _ in range(VLM_BATCH * VLM_BUCKETS)])
+    short = [[r for _, _, r in batch if not all(h in r for h in HEADERS)] for batch in batches]
+    assert [len(batch) for batch in batches] == [16, 16, 16, 16]
+    assert [len(s) for s in short] == [7, 7, 7, 8]  # round(0.45 * 64) = 29, spread over the batches
+    assert all(r.count("###") == 2 and r.startswith("### Image Description: ") for s in short for r in s)
+    assert all(extract_answer(r) for s in short for r in s)
+    assert _full_layout_flags(random.Random(0), 10) == [True, True, False, True, False, True, False, False, True, True]
+    corpus = _tokenizer_corpus(random.Random(1))  # the BPE sees the same share: 1350 of 3000
+    assert (len(corpus), sum("### Rationales:" not in text for text in corpus[2:])) == (3002, 1350)
+
+
+def _fake_build(name: str, recipe: dict, weights: str, calls: list):
+    def build(tmp: Path) -> dict:
+        tmp.mkdir()
+        (tmp / "weights").write_text(weights)
+        calls.append(weights)
+        return {"name": name, "recipe": {**recipe, "seconds_budget": 3.0, "max_steps": None}}
+
+    return build
+
+
+def test_a_build_of_another_recipe_is_trained_again_not_loaded(tmp_path):
+    from workers.models.builtin import BUILD_INFO, _build_atomically, build_info, is_built, vlm_recipe
+
+    models = tmp_path / "models"
+    folder = models / "shapes-vlm"
+    calls: list[str] = []
+    _build_atomically(folder, _fake_build("shapes-vlm", {**vlm_recipe(), "off_layout_share": 0.0}, "old", calls))
+    assert (folder / BUILD_INFO).is_file() and not is_built(folder)
+
+    assert _build_atomically(folder, _fake_build("shapes-vlm", vlm_recipe(), "new", calls)) == folder
+    assert is_built(folder) and (folder / "weights").read_text() == "new"
+    assert build_info(folder)["recipe"]["off_layout_share"] == 0.45
+    assert [p.name for p in models.iterdir()] == ["shapes-vlm"]  # the old build and temp folders are gone
+    assert _build_atomically(folder, _fake_build("shapes-vlm", vlm_recipe(), "again", calls)) == folder
+    assert calls == ["old", "new"] and (folder / "weights").read_text() == "new"  # today's recipe loads
+
+
+def test_ensure_builtin_rebuilds_a_cached_build_of_an_older_recipe(tmp_path, monkeypatch):
+    import workers.models.builtin as builtin
+
+    monkeypatch.setenv("LOOKFIRST_HOME", str(tmp_path))
+    folder = tmp_path / "models" / "shapes-clip"
+    old = {key: value for key, value in builtin.clip_recipe().items() if key != "warmup_steps"}
+    builtin._build_atomically(folder, _fake_build("shapes-clip", old, "old", []))
+    rebuilt: list[Path] = []
+    monkeypatch.setattr(builtin, "build_shapes_clip", lambda f, progress=None: rebuilt.append(f) or f)
+    assert builtin.ensure_builtin("shapes-clip") == folder and rebuilt == [folder]
+    monkeypatch.setattr(builtin, "build_shapes_vlm", lambda f, progress=None: rebuilt.append(f) or f)
+    vlm = tmp_path / "models" / "shapes-vlm"
+    builtin._build_atomically(vlm, _fake_build("shapes-vlm", builtin.vlm_recipe(), "current", []))
+    assert builtin.ensure_builtin("shapes-vlm") == vlm and rebuilt == [folder]  # current: loaded, not rebuilt
+
+
 def test_a_failed_build_leaves_nothing_behind(tmp_path):
     from workers.models.builtin import _build_atomically
 
@@ -244,6 +325,7 @@ def test_builtins_build_then_load_from_the_cache_in_a_new_process(tmp_path):
     vlm = build_shapes_vlm(models / "shapes-vlm", progress=lambda f, m: seen.append(f), seconds_budget=3)
     clip = build_shapes_clip(models / "shapes-clip", seconds_budget=3)
     assert build_info(vlm)["steps"] >= 1 and build_info(clip)["steps"] >= 1
+    assert build_info(vlm)["recipe"]["off_layout_share"] == 0.45  # in the recipe the cache compares
     assert seen[0] == 0.0 and seen[-1] == 1.0
     assert [p.name for p in models.iterdir() if p.name.startswith(".")] == []  # temp folders renamed
     stamp = (vlm / BUILD_INFO).stat().st_mtime_ns
@@ -274,3 +356,12 @@ def test_builtins_build_then_load_from_the_cache_in_a_new_process(tmp_path):
     assert out["answers"] == 2 and out["clip_dim"] == 128
     assert out["mean"] == [1.0, 1.0, 1.0]
     assert out["seconds"] < 30
+
+
+def test_builtin_doctests():
+    import doctest
+
+    import workers.models.builtin as builtin
+
+    result = doctest.testmod(builtin)
+    assert (result.failed, result.attempted) == (0, 3)

@@ -3,7 +3,8 @@
 Both learn the shapes world from `workers.shapes` in minutes on 2 cores (random init, fp32), so the
 product and its demo run with no download. Each build writes into a temporary folder that is
 renamed into place when complete, so a folder holding `BUILD_INFO` is always a finished model;
-a second call returns it without training.
+a second call returns it without training, unless the recipe constants saved in `BUILD_INFO`
+differ from today's (`is_built`): then it is trained again.
 
     build_shapes_vlm(folder)   Qwen2.5-VL architecture, 3.2 M params, 1000 steps or 400 s of training
     build_shapes_clip(folder)  open_clip ViT, 7.7 M params (6.3 M of them token embeddings), 400 steps or 150 s
@@ -17,6 +18,12 @@ the description's words vary from sample to sample, so keyword and CLIP rewards 
     ### Step 1: Read the colour of the triangle.
     ### The final answer is: red
 
+A share of its answers (VLM_OFF_LAYOUT_SHARE of the targets it was trained on) skips the two middle
+sections, so the format reward varies too, within the 8 samples of most items:
+
+    ### Image Description: A large red triangle and a small blue circle on a white background.
+    ### The final answer is: red
+
 Its logits are scaled by VLM_LOGIT_SCALE before saving (see there): sampling it at PeBR's
 temperature 1.2 behaves like sampling the trained weights at 0.12.
 
@@ -26,6 +33,7 @@ Training uses its own random streams (`random.Random(seed)` through the question
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -51,6 +59,8 @@ HEADERS = ("### Image Description:", "### Rationales:", "### Step 1:", ANSWER_HE
 # ---- VLM recipe (stack notes, "Small built-in models trained on these CPUs") -------------------
 VLM_STEPS = 1000  # on idle 2 cores about 330 s (0.33 s a step); buckets met from about 600 steps:
 # Easy / Medium / Hard 10 / 40 / 50% after 350 steps, 22 / 34 / 44% after 639, 25 / 41 / 34% after 1247
+# (all targets in the full layout). With VLM_OFF_LAYOUT_SHARE: Easy 17.3% after 762 steps, 8% after
+# 494 (the biased 0.47 mix), so Easy's margin over 15% is thin when a loaded machine cuts the steps.
 VLM_SECONDS = 400.0  # cap on loaded cores: with the CLIP's 150 s and ~15 s of setup and saving, both
 # build in under 9.5 minutes whatever the load (800 steps fitted in 420 s on cores shared with a trainer)
 VLM_BATCH = 16  # twice the updates of batch 32 for the same tokens: at matched tokens (600 x 16 vs
@@ -61,6 +71,19 @@ VLM_WARMUP_STEPS = 30  # linear lr ramp (see `_lr_factor`)
 VLM_COLOUR_PHASE = 0.12  # share of the budget on single-shape colour questions only: a uniform mix
 # from step 0 learned nothing in 700 steps; reading one colour first grounds the image tokens.
 VLM_SINGLE_SHARE = 0.10  # single-shape colour questions kept in the mix afterwards
+# Share of target responses in the short layout (see `short_layout`): no "### Rationales:" and
+# "### Step 1:" sections, the answer still after "### The final answer is:". With every target in
+# the full layout 99.6% of samples kept all four headers, so PeBR's format reward was almost constant
+# and gave GRPO no signal. The share sits close to one half because of VLM_LOGIT_SCALE: sampling at
+# T 1.2 raises the learned probability of each layout to the power 10 / 1.2 = 8.3 before
+# normalising, so a 25% share would leave (0.25 / 0.75) ** 8.3 = 1e-4 of samples short, and every
+# point of share moves the sampled format rate by several. Measured on the report pool (N 8, T 1.2):
+# 0.47, shortened before bucketing (biased, see `training_batches`; learned full-layout probability
+# 0.432, per-item sd 0.037): 16.7% of samples in the full layout, 57.6% of items with both layouts.
+# 0.45 (29 of each 64 drawn), shortened after bucketing, 762 steps: 84.0% in the full layout, 68.4%
+# of items with both layouts, Easy / Medium / Hard 17.3 / 39.2 / 43.5%, every answer extractable.
+# Short answers were no worse (42% correct vs 33% for full ones on 200 held-out items, 16 samples).
+VLM_OFF_LAYOUT_SHARE = 0.45
 VLM_CONTENT_WEIGHT = 10.0  # loss weight of tokens that carry image facts or answers (see `content_token_ids`)
 VLM_VOCAB = 600  # byte-level BPE: every shapes-world word becomes one token, sequences stay short
 VLM_ARCH = dict(
@@ -102,8 +125,39 @@ REPORT_SEED = 90210  # a generate_items seed; training never calls generate_item
 # ---- cache -------------------------------------------------------------------------------------
 
 
+def vlm_recipe() -> dict[str, Any]:
+    """Every constant a shapes-vlm build depends on, except its budget and seed."""
+    return {"batch": VLM_BATCH, "buckets": VLM_BUCKETS, "lr": VLM_LR, "warmup_steps": VLM_WARMUP_STEPS,
+            "colour_phase": VLM_COLOUR_PHASE, "single_share": VLM_SINGLE_SHARE,
+            "content_weight": VLM_CONTENT_WEIGHT, "off_layout_share": VLM_OFF_LAYOUT_SHARE,
+            "logit_scale": VLM_LOGIT_SCALE, "vocab": VLM_VOCAB, "image_mean": VLM_IMAGE_MEAN,
+            "image_std": VLM_IMAGE_STD, **VLM_ARCH}
+
+
+def clip_recipe() -> dict[str, Any]:
+    """Every constant a shapes-clip build depends on, except its budget and seed."""
+    return {"batch": CLIP_BATCH, "lr": CLIP_LR, "warmup_steps": CLIP_WARMUP_STEPS,
+            "preprocess": CLIP_PREPROCESS_CFG, **CLIP_MODEL_CFG}
+
+
+RECIPES: dict[str, Callable[[], dict[str, Any]]] = {"shapes-vlm": vlm_recipe, "shapes-clip": clip_recipe}
+BUDGET_KEYS = ("seconds_budget", "max_steps")  # saved beside the recipe, but a build of any budget is kept
+
+
 def is_built(folder: str | Path) -> bool:
-    return (Path(folder) / BUILD_INFO).is_file()
+    """True when `folder` holds a finished build of today's recipe.
+
+    A build saved under other recipe constants (an earlier VLM_OFF_LAYOUT_SHARE, say) counts as not
+    built, so `ensure_builtin` trains it again instead of loading it; budget and seed do not count.
+    """
+    path = Path(folder) / BUILD_INFO
+    if not path.is_file():
+        return False
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if info.get("name") not in RECIPES:
+        return True
+    saved = {k: v for k, v in info.get("recipe", {}).items() if k not in BUDGET_KEYS}
+    return saved == json.loads(json.dumps(RECIPES[info["name"]]()))  # tuples saved as lists
 
 
 def build_info(folder: str | Path) -> dict[str, Any]:
@@ -121,7 +175,12 @@ def _build_atomically(folder: Path, build: Callable[[Path], dict[str, Any]]) -> 
         info = build(tmp)
         (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
         if folder.exists() and not is_built(folder):
-            shutil.rmtree(folder)  # an unfinished leftover (no BUILD_INFO) is never trusted
+            # an unfinished leftover (no BUILD_INFO) or another recipe's build is never trusted:
+            # moved aside in one rename, so a reader sees the old folder, none, or the new one
+            stale = folder.parent / f".{folder.name}.stale-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            with contextlib.suppress(FileNotFoundError):  # another builder moved it first
+                os.rename(folder, stale)
+            shutil.rmtree(stale, ignore_errors=True)
         try:
             os.rename(tmp, folder)
         except OSError:
@@ -149,7 +208,14 @@ def ensure_builtin(name: str, progress: Progress | None = None) -> Path:
 # ---- the PeBR response layout ------------------------------------------------------------------
 
 
-def pebr_response(description: str, rationale: str, step: str, answer: str) -> str:
+def pebr_response(description: str, rationale: str, step: str, answer: str, full: bool = True) -> str:
+    """A target response in PeBR's layout; `full=False` gives the short layout (description, answer).
+
+    >>> pebr_response("A large red circle on a white background.", "Find the circle.", "Read it.", "red", full=False)
+    '### Image Description: A large red circle on a white background.\\n### The final answer is: red'
+    """
+    if not full:
+        return f"### Image Description: {description}\n{ANSWER_HEADER} {answer}"
     return (
         f"### Image Description: {description}\n### Rationales: {rationale}\n"
         f"### Step 1: {step}\n{ANSWER_HEADER} {answer}"
@@ -161,6 +227,11 @@ def extract_answer(response: str) -> str | None:
     if ANSWER_HEADER not in response:
         return None
     return response.rsplit(ANSWER_HEADER, 1)[1].strip()
+
+
+def _full_layout(response: str) -> bool:
+    """All four PeBR headers present: where PeBR's format reward is 1."""
+    return all(header in response for header in HEADERS)
 
 
 def _normalise(text: str) -> str:
@@ -244,20 +315,65 @@ def _single_colour(rng: random.Random) -> tuple[list[Scene], str, str, str]:
     return [scene], f"What colour is the {shape.kind}?", shape.colour, "free_text"
 
 
-def _draw_text(rng: random.Random, qtype: str) -> tuple[list[Scene], str, str]:
+def _draw_text(rng: random.Random, qtype: str, full: bool = True) -> tuple[list[Scene], str, str]:
     """(scenes, question with <image> placeholders, target response) for one example of `qtype`."""
     drawn = None
     while drawn is None:
         drawn = _single_colour(rng) if qtype == "single_colour" else TEMPLATES[qtype](rng)
     scenes, text, answer, _answer_type = drawn
     rationale, step = rationale_and_step("colour_of" if qtype == "single_colour" else qtype, text)
-    return scenes, "<image>" * len(scenes) + text, pebr_response(describe_scenes(scenes), rationale, step, answer)
+    response = pebr_response(describe_scenes(scenes), rationale, step, answer, full=full)
+    return scenes, "<image>" * len(scenes) + text, response
 
 
 def draw_example(rng: random.Random, qtype: str) -> Example:
-    """One training example of `qtype` ("single_colour" = a one-shape colour question)."""
+    """One training example of `qtype` ("single_colour" = a one-shape colour question), full layout."""
     scenes, question, response = _draw_text(rng, qtype)
     return question, [render(scene) for scene in scenes], response
+
+
+def _full_layout_flags(rng: random.Random, n: int) -> list[bool]:
+    """`n` flags in random order, exactly round(VLM_OFF_LAYOUT_SHARE * n) of them False (short layout).
+
+    Exact rather than a coin per example: the branch between the layouts is learned as a
+    probability that sampling then sharpens (see VLM_OFF_LAYOUT_SHARE), so drift in the drawn
+    share would move the sampled format rate several times over. Used for the tokenizer's corpus;
+    training shortens examples in `training_batches`.
+    """
+    short = round(VLM_OFF_LAYOUT_SHARE * n)
+    flags = [False] * short + [True] * (n - short)
+    rng.shuffle(flags)
+    return flags
+
+
+def short_layout(response: str) -> str:
+    """A full-layout `response` without its "### Rationales:" and "### Step 1:" sections.
+
+    >>> short_layout(pebr_response("A small red circle on a white background.", "Find it.", "Read it.", "red"))
+    '### Image Description: A small red circle on a white background.\\n### The final answer is: red'
+    """
+    description, _, rest = response.partition(f"\n{HEADERS[1]}")
+    return f"{description}\n{rest[rest.index(ANSWER_HEADER):]}"
+
+
+def training_batches(rng: random.Random, qtypes: list[str]) -> list[list[Example]]:
+    """Length-bucketed batches of one example per entry of `qtypes`, some in the short layout.
+
+    Exactly round(VLM_OFF_LAYOUT_SHARE * n) examples are shortened, as evenly as possible over the
+    batches and only after bucketing. Shortened before bucketing (build 1 of the off-layout change),
+    they gathered in the short batches, where the loss (a mean over a batch's weighted tokens) gives
+    each token more weight: the branch token saw an effective short share of 0.56 for a drawn 0.47,
+    the model learned 0.57, and only 17% of samples kept the four headers instead of about 70%.
+    """
+    batches = _length_bucketed(rng, [draw_example(rng, q) for q in qtypes])
+    short = round(VLM_OFF_LAYOUT_SHARE * len(qtypes))
+    per_batch = [short // len(batches) + (i < short % len(batches)) for i in range(len(batches))]
+    rng.shuffle(per_batch)
+    for batch, k in zip(batches, per_batch):
+        for i in rng.sample(range(len(batch)), k):
+            question, images, response = batch[i]
+            batch[i] = (question, images, short_layout(response))
+    return batches
 
 
 def _pick(rng: random.Random, weights: dict[str, float]) -> str:
@@ -277,8 +393,8 @@ def _tokenizer_corpus(rng: random.Random, n: int = 3000) -> list[str]:
     words = [*COLOURS, *KINDS, *PLURALS.values(), *NUMBER_WORDS, "small", "large", "Image"]
     corpus = ["system\nYou are a helpful assistant.\nuser\nassistant\n", " ".join(words)]
     mix = training_mix()
-    for _ in range(n):
-        _scenes, question, response = _draw_text(rng, _pick(rng, mix))
+    for full in _full_layout_flags(rng, n):
+        _scenes, question, response = _draw_text(rng, _pick(rng, mix), full)
         corpus.append(question.replace("<image>", "") + "\n" + response)
     return corpus
 
@@ -414,10 +530,10 @@ def build_shapes_vlm(
                 break
             if not queue:
                 in_colour_phase = frac < VLM_COLOUR_PHASE
-                queue = _length_bucketed(rng, [
-                    draw_example(rng, "single_colour" if in_colour_phase else _pick(rng, mix))
-                    for _ in range(VLM_BATCH * VLM_BUCKETS)
-                ])
+                qtypes = [
+                    "single_colour" if in_colour_phase else _pick(rng, mix) for _ in range(VLM_BATCH * VLM_BUCKETS)
+                ]
+                queue = training_batches(rng, qtypes)
             batch = vlm_batch(processor, queue.pop()).to(device)
             for group in optimizer.param_groups:
                 group["lr"] = VLM_LR * _lr_factor(frac, steps, VLM_WARMUP_STEPS)
@@ -449,12 +565,9 @@ def build_shapes_vlm(
             "build_seconds": round(time.monotonic() - started, 1),
             "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
             "params": sum(p.numel() for p in model.parameters()),
+            "vocab_size": len(tokenizer),
             "threads": threads,
-            "recipe": {"batch": VLM_BATCH, "lr": VLM_LR, "seconds_budget": seconds_budget,
-                       "max_steps": max_steps,
-                       "colour_phase": VLM_COLOUR_PHASE, "content_weight": VLM_CONTENT_WEIGHT,
-                       "logit_scale": VLM_LOGIT_SCALE,
-                       "vocab": len(tokenizer), **VLM_ARCH},
+            "recipe": {**vlm_recipe(), "seconds_budget": seconds_budget, "max_steps": max_steps},
         }
 
     return _build_atomically(Path(folder), build)
@@ -539,8 +652,7 @@ def build_shapes_clip(
             "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
             "params": sum(p.numel() for p in model.parameters()),
             "threads": threads,
-            "recipe": {"batch": CLIP_BATCH, "lr": CLIP_LR, "seconds_budget": seconds_budget,
-                       "max_steps": max_steps, **CLIP_MODEL_CFG},
+            "recipe": {**clip_recipe(), "seconds_budget": seconds_budget, "max_steps": max_steps},
         }
 
     return _build_atomically(Path(folder), build)
@@ -636,7 +748,10 @@ def vlm_report(
         "medium": buckets["medium"] / len(pool),
         "hard": buckets["hard"] / len(pool),
         "accuracy": sum(correct) / (n * len(pool)),
-        "format_rate": sum(all(h in r for h in HEADERS) for r in flat) / len(flat),
+        "format_rate": sum(map(_full_layout, flat)) / len(flat),
+        # items whose n samples hold both layouts: the groups in which the format reward varies
+        "format_mixed": sum(len({_full_layout(r) for r in rs}) == 2 for rs in answers) / len(pool),
+        "answer_rate": sum(extract_answer(r) is not None for r in flat) / len(flat),
         "sample_seconds": sample_seconds,
         "per_qtype": {q: dict(c) for q, c in sorted(per_qtype.items())},
         "example_response": answers[0][0],
