@@ -611,7 +611,7 @@ def test_a_later_file_of_a_folder_that_is_unreadable_is_one_row_error(tmp_path):
     assert read_all(tmp_path, "easyr1") == [
         row(1, "Q1", "1", []),
         row(2, "Q2", "2", []),
-        RowError(3, "file", "b.json is not valid JSON: Expecting ',' delimiter at line 1"),
+        RowError(3, "file", "b.json is not valid JSON after row 0: parse error: premature EOF"),
         row(4, "Q4", "4", []),
     ]
 
@@ -641,3 +641,15 @@ def test_readers_do_not_import_django():
     result = subprocess.run([sys.executable, "-c", code], cwd=root, env={"PYTHONPATH": str(root / "platform")},
                             capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_json_arrays_are_streamed_with_a_bom_numbers_as_python_numbers_and_garbage_refused(tmp_path):
+    rows = [{"problem": "Q1", "answer": 2.5, "images": [], "extra": 3}, 7, {"problem": "Q2", "answer": 4}]
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(rows).encode())
+    got = read_all(tmp_path / "bom.json", "easyr1")
+    assert got[1] == RowError(2, "line", "wrong type: expected a JSON object, got number")
+    assert [(r.row, r.answer, r.metadata) for r in (got[0], got[2])] == [(1, "2.5", {"extra": 3}), (3, "4", {})]
+    assert type(got[0].metadata["extra"]) is int  # not ijson's Decimal
+    (tmp_path / "tail.json").write_text(json.dumps(rows) + " []")
+    with pytest.raises(UnreadableSourceError, match=r"^tail.json is not valid JSON after row 3: parse error: trailing garbage"):
+        read_source(tmp_path / "tail.json", "easyr1")

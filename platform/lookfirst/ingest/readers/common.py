@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path, PureWindowsPath
 from typing import IO, Any, Callable, Iterable, Iterator, Union
 
+import ijson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -435,18 +436,17 @@ def open_records(path: Path, images_dir: Path | None) -> Iterator[RecordItem]:
     for file in files:
         if file.suffix.lower() == ".parquet":
             check_parquet(file)
-    first = None
     if len(files) == 1 and _is_json_array(files[0]):
-        first = load_json_array(files[0].read_bytes(), files[0].name)
-    return _records(files, images_dir, first)
+        json_array_check(lambda: files[0].open("rb"), files[0].name)
+    return _records(files, images_dir)
 
 
-def _records(files: list[Path], images_dir: Path | None, first: list[Any] | None) -> Iterator[RecordItem]:
+def _records(files: list[Path], images_dir: Path | None) -> Iterator[RecordItem]:
     offset = 0
     for index, file in enumerate(files):
         resolver = FileImages(images_dir or file.parent)
         last = 0
-        items = json_array_items(first) if index == 0 and first is not None else file_items(file)
+        items = file_items(file)
         try:
             for item in items:
                 last = item.row if isinstance(item, RowError) else item[0]
@@ -467,7 +467,8 @@ def file_items(file: Path) -> Iterator[tuple[int, Record] | RowError]:
         yield from parquet_items(file)
         return
     if suffix == ".json" and _is_json_array(file):
-        yield from json_array_items(load_json_array(file.read_bytes(), file.name))
+        json_array_check(lambda: file.open("rb"), file.name)
+        yield from json_array_items(lambda: file.open("rb"))
         return
     with file.open("rb") as stream:
         yield from (csv_items(stream) if suffix == ".csv" else jsonl_items(stream))
@@ -513,24 +514,51 @@ def first_char(stream: IO[bytes]) -> bytes:
     return head[:1]
 
 
-def load_json_array(data: bytes, name: str) -> list[Any]:
-    try:
-        value = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise UnreadableSourceError(f"{name} is not valid UTF-8 (at byte {exc.start + 1})") from None
-    except json.JSONDecodeError as exc:
-        raise UnreadableSourceError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(value, list):
-        raise UnreadableSourceError(f"{name}: expected a JSON array of rows, got {type_name(value)}")
-    return value
+def json_array_check(open_stream: Callable[[], IO[bytes]], name: str) -> None:
+    """Reject a file that is not one valid JSON array before any row is ingested, without holding it.
+
+    A streaming pass (ijson's C parser, one row in memory at a time): a 1 GB LLaVA-style array costs a
+    read, not the 5-10 GB that `json.loads` takes. The caller has seen that it starts with "[".
+    """
+    rows = 0
+    with open_stream() as stream:
+        try:
+            for _ in ijson.items(_without_bom(stream), "item", use_float=True):
+                rows += 1
+        except ijson.JSONError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UnreadableSourceError(f"{name} is not valid JSON after row {rows}: {reason}") from None
 
 
-def json_array_items(values: list[Any]) -> Iterator[tuple[int, Record] | RowError]:
-    for index, value in enumerate(values):
-        if isinstance(value, dict):
-            yield index + 1, value
-        else:
-            yield RowError(index + 1, "line", f"wrong type: expected a JSON object, got {type_name(value)}")
+def json_array_items(open_stream: Callable[[], IO[bytes]]) -> Iterator[tuple[int, Record] | RowError]:
+    """The rows of a JSON array checked by `json_array_check`, streamed one at a time."""
+    with open_stream() as stream:
+        for index, value in enumerate(ijson.items(_without_bom(stream), "item", use_float=True)):
+            if isinstance(value, dict):
+                yield index + 1, value
+            else:
+                yield RowError(index + 1, "line", f"wrong type: expected a JSON object, got {type_name(value)}")
+
+
+def _without_bom(stream: IO[bytes]) -> IO[bytes]:
+    head = stream.read(3)
+    return io.BufferedReader(_Prefixed(b"" if head == b"\xef\xbb\xbf" else head, stream))
+
+
+class _Prefixed(io.RawIOBase):
+    """`prefix` then the rest of `stream`: the bytes peeked for a BOM go back in front."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes]) -> None:
+        self.prefix, self.stream = prefix, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.prefix[: len(buffer)] if self.prefix else self.stream.read(len(buffer))
+        self.prefix = self.prefix[len(data):]
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def jsonl_items(stream: IO[bytes]) -> Iterator[tuple[int, Record] | RowError]:

@@ -29,7 +29,7 @@ from lookfirst.ingest.readers.common import (
     first_char,
     json_array_items,
     jsonl_items,
-    load_json_array,
+    json_array_check,
 )
 
 # Bounds memory per image before the image checks apply the configured limit.
@@ -57,20 +57,20 @@ def open_zip_records(path: Path, images_dir: Path | None) -> Iterator[RecordItem
         try:
             with archive.open(member) as stream:
                 stream.read(1)  # encrypted or damaged members fail here, before any row
-            first = _json_array(archive, member)
+            array = _json_array(archive, member)
         except ZIP_ERRORS as exc:
             raise UnreadableSourceError(f"{member} cannot be read from the zip: {exc}") from None
-    return _zip_records(path, member, images_dir, first)
+    return _zip_records(path, member, images_dir, array)
 
 
-def _zip_records(path: Path, member: str, images_dir: Path | None, first: list | None) -> Iterator[RecordItem]:
+def _zip_records(path: Path, member: str, images_dir: Path | None, array: bool) -> Iterator[RecordItem]:
     with _open(path) as archive:
         resolver: ImageResolver = (
             FileImages(images_dir) if images_dir else ZipImages(archive, posixpath.dirname(member))
         )
         with archive.open(member) as stream:
-            if first is not None:
-                items = json_array_items(first)
+            if array:
+                items = json_array_items(lambda: archive.open(member))
             elif member.lower().endswith(".csv"):
                 items = csv_items(stream)
             else:
@@ -145,10 +145,12 @@ def _safe(name: str) -> bool:
     return not any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
 
 
-def _json_array(archive: zipfile.ZipFile, member: str) -> list | None:
+def _json_array(archive: zipfile.ZipFile, member: str) -> bool:
+    """True when the member is a JSON array of rows (checked whole, streaming); False for JSON Lines."""
     if not member.lower().endswith(".json"):
-        return None
+        return False
     with archive.open(member) as stream:
         if first_char(stream) != b"[":
-            return None
-    return load_json_array(archive.read(member), member)
+            return False
+    json_array_check(lambda: archive.open(member), member)
+    return True
