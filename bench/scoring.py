@@ -3,6 +3,7 @@
     .venv/bin/python bench/scoring.py sampling  [--items 64] [--model SPEC]
     .venv/bin/python bench/scoring.py clip      [--items 256] [--clip SPEC]
     .venv/bin/python bench/scoring.py adaptive  [--items 200] [--model lookfirst:shapes-vlm] [--live]
+                                                [--round-size 2] [--confidence 0.9 0.95 ...]
     .venv/bin/python bench/scoring.py faiss     [--vectors 1000000] [--dim 128]
 
 sampling: our scoring chunk (load images from the media folder, sample, extract, grade, write scores)
@@ -134,13 +135,14 @@ def bench_adaptive(args) -> None:
     from lookfirst.scoring.models import ItemScore
 
     spec = args.model or "lookfirst:shapes-vlm"
-    pool = _pool(args.items, seed=4242)
+    pool = _pool(args.items, seed=args.pool_seed)
 
-    def run(adaptive: bool, confidence: float | None, sampler=None):
+    def run(adaptive: bool, confidence: float | None, sampler=None, seed: int = 1):
         scoring_run = services.scoring_run_create(
             user=None, pool=pool, model_spec=spec, n_samples=16, temperature=1.2, top_p=0.99,
-            max_new_tokens=args.max_tokens, adaptive=adaptive, adaptive_confidence=confidence, round_size=4,
-            seed=1, enqueue=False)
+            max_new_tokens=args.max_tokens, adaptive=adaptive, adaptive_confidence=confidence,
+            round_size=args.round_size,
+            seed=seed, enqueue=False)
         start = time.perf_counter()
         with mock.patch("workers.inference.backends.get_sampler", lambda _spec: sampler) if sampler else contextlib.nullcontext():
             for chunk in services.scoring_run_chunks(run_id=scoring_run.pk):
@@ -153,12 +155,16 @@ def bench_adaptive(args) -> None:
     fixed_scores, fixed, fixed_gens, fixed_s = run(False, None)
     answers = {_ReplaySampler.key(s.item.question, services._load_images(s.item)): [a["text"] for a in s.samples]
                for s in fixed_scores}
-    print(f"commit {git_commit()} · adaptive vs fixed N=16 · {len(fixed)} items · {spec} · T 1.2, rounds of 4")
+    print(f"commit {git_commit()} · adaptive vs fixed N=16 · {len(fixed)} items · {spec} · T 1.2, rounds of {args.round_size}")
     print(f"fixed N=16: {fixed_gens:,} generations in {fixed_s:.1f} s; buckets "
           f"{ {b: list(fixed.values()).count(b) for b in ('easy', 'medium', 'hard')} }")
-    variants = [("replayed, exact rule only", None, True), ("replayed, confidence 0.95", 0.95, True)]
+    variants = [("replayed, exact rule only", None, True)]
+    variants += [(f"replayed, confidence {c}", c, True) for c in args.confidence]
     if args.live:
-        variants.append(("sampled afresh, confidence 0.95", 0.95, False))
+        variants.append((f"sampled afresh, confidence {args.confidence[0]}", args.confidence[0], False))
+        _, again, _, _ = run(False, None, seed=2)  # the noise floor: fixed N=16 twice, other seeds
+        same = sum(1 for item, bucket in fixed.items() if again.get(item) == bucket) / max(len(fixed), 1)
+        print(f"fixed N=16 sampled again (seed 2): same bucket {same:.1%}: what sampling noise alone allows")
     for label, confidence, replay in variants:
         _, buckets, gens, seconds = run(True, confidence, _ReplaySampler(answers) if replay else None)
         same = sum(1 for item, bucket in fixed.items() if buckets.get(item) == bucket) / max(len(fixed), 1)
@@ -216,6 +222,9 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--live", action="store_true", help="adaptive: also run adaptive sampling afresh (slow)")
+    parser.add_argument("--pool-seed", type=int, default=4242, help="adaptive: the shapes pool's seed")
+    parser.add_argument("--round-size", type=int, default=2, help="adaptive: answers per item per round")
+    parser.add_argument("--confidence", type=float, nargs="+", default=[0.9, 0.95], help="adaptive: targets to replay")
     args = parser.parse_args()
     args.items = args.items or {"sampling": 64, "clip": 256, "adaptive": 200}.get(args.bench, 0)
     if args.bench != "faiss":

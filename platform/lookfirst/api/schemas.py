@@ -111,7 +111,7 @@ class ScoringRunIn(Schema):
     seed: int = Field(0, ge=0, le=2**62)
     policy: Annotated[Text, Field(max_length=60)] = "pebr"
     adaptive: bool = False
-    adaptive_confidence: float | None = Field(0.95, ge=0.5, lt=1)
+    adaptive_confidence: float | None = Field(0.9, ge=0.5, lt=1)
 
 
 class ScoringRunOut(Schema):

@@ -40,7 +40,7 @@ class ScoringRun(models.Model):
     verifier = models.CharField(max_length=60, default="trainer.verify/v1")
     policy = models.ForeignKey(BucketPolicy, on_delete=models.PROTECT)
     adaptive = models.BooleanField(default=False)
-    round_size = models.PositiveIntegerField(default=4)
+    round_size = models.PositiveIntegerField(default=2)
     adaptive_confidence = models.FloatField(
         null=True, blank=True,
         help_text="adaptive runs: also stop an item once its final bucket has at least this probability under "

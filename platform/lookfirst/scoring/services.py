@@ -39,7 +39,7 @@ def policies_ensure() -> None:
 def scoring_run_create(
     *, user, pool: Pool, model_spec: str, clip_spec: str = "", n_samples: int = 8, temperature: float = 1.2,
     top_p: float = 0.99, max_new_tokens: int = 2048, seed: int = 0, policy: str = "pebr", adaptive: bool = False,
-    adaptive_confidence: float | None = 0.95, round_size: int = 4, item_ids: list[int] | None = None,
+    adaptive_confidence: float | None = 0.9, round_size: int = 2, item_ids: list[int] | None = None,
     chunk_size: int = 32, enqueue: bool = True,
 ) -> ScoringRun:
     if user is not None:

@@ -25,10 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--policy", default="pebr")
         parser.add_argument("--adaptive", action="store_true", help="sample in rounds; stop an item once its bucket is settled")
-        parser.add_argument("--adaptive-confidence", type=float, default=0.95,
+        parser.add_argument("--adaptive-confidence", type=float, default=0.9,
                             help="with --adaptive: also stop once the final bucket has this probability under the "
-                                 "pass-rate prior fitted on the run (default 0.95); 0 = only when certain")
-        parser.add_argument("--round-size", type=int, default=4, help="with --adaptive: answers per item per round")
+                                 "pass-rate prior fitted on the run (default 0.9); 0 = only when certain")
+        parser.add_argument("--round-size", type=int, default=2, help="with --adaptive: answers per item per round")
         parser.add_argument("--chunk-size", type=int, default=32)
         parser.add_argument("--wait", action="store_true", help="wait for the workers to finish the run")
         parser.add_argument("--inline", action="store_true", help="score in this process instead of on workers")
