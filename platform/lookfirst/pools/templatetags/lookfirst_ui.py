@@ -37,11 +37,16 @@ def histogram(counts: list[int], low: float = 0.0, high: float = 1.0, colour: st
 
 @register.simple_tag
 def stacked_bar(parts: dict, width: int = 360):
-    """One horizontal bar split by bucket (easy/medium/hard/unscored)."""
+    """One horizontal bar split by bucket, always in the order easy, medium, hard, unscored, then the rest.
+
+    The order is fixed here: a run's summary comes back from jsonb with its keys re-sorted.
+    """
     total = sum(parts.values()) or 1
+    order = list(COLOURS)
+    ordered = sorted(parts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
     segments = format_html_join(
         "", '<div class="seg" style="width:{}%;background:{}" title="{}: {}"></div>',
-        ((f"{100 * v / total:.2f}", COLOURS.get(k, "#9ca3af"), k, v) for k, v in parts.items() if v))
+        ((f"{100 * v / total:.2f}", COLOURS.get(k, "#9ca3af"), k, v) for k, v in ordered if v))
     return format_html('<div class="stacked" style="max-width:{}px">{}</div>', width, segments)
 
 
