@@ -190,3 +190,38 @@ def test_two_ingests_inside_one_transaction_do_not_leak_rows(tmp_path):
         b = services.ingest_path(user=None, pool_name="second", path=format_samples.write_llava_sample(tmp_path / "b"))
     assert (a.ingested, b.ingested) == (3, 3)
     assert Item.objects.filter(pool__name="second").count() == 3
+
+
+def test_a_batch_that_meets_the_pools_rows_falls_back_and_the_rest_of_the_run_follows(tmp_path, monkeypatch):
+    (tmp_path / "a.png").write_bytes(png())
+    ask = lambda n: {"problem": f"<image>Question {n}?", "answer": str(n), "images": ["a.png"]}
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(json.dumps(ask(n)) + "\n" for n in (1, 2)))
+    second = tmp_path / "second.jsonl"
+    # batches of two: [3, 1] meets row 1 in the pool; [4, 4] repeats itself; [2, 5]
+    second.write_text("".join(json.dumps(ask(n)) + "\n" for n in (3, 1, 4, 4, 2, 5)))
+    monkeypatch.setattr(services, "BATCH_ROWS", 2)
+    staged = []
+    real_staged = services._insert_items_staged
+    monkeypatch.setattr(services, "_insert_items_staged",
+                        lambda cursor, run, items: staged.append(len(items)) or real_staged(cursor, run, items))
+
+    a = services.ingest_path(user=None, pool_name="overlap", path=first)
+    assert staged == []  # a first ingest goes direct
+    b = services.ingest_path(user=None, pool_name="overlap", path=second)
+
+    assert (a.ingested, a.duplicates) == (2, 0)
+    assert (b.state, b.rows_seen, b.ingested, b.duplicates, b.skipped) == ("done", 6, 3, 3, 0)
+    assert staged == [2, 2, 2]  # the first batch fell back, and the run stayed on the staged way
+    items = Item.objects.filter(pool__name="overlap").order_by("id")
+    assert [(i.question, i.source_row, i.ingest_run_id) for i in items] == [
+        ("<image>Question 1?", 1, a.pk), ("<image>Question 2?", 2, a.pk), ("<image>Question 3?", 1, b.pk),
+        ("<image>Question 4?", 3, b.pk), ("<image>Question 5?", 6, b.pk)]
+
+
+def test_deleting_an_ingest_run_keeps_its_items_and_clears_their_run(tmp_path):
+    run = services.ingest_path(user=None, pool_name="orphans", path=format_samples.write_easyr1_sample(tmp_path))
+
+    IngestRun.objects.filter(pk=run.pk).delete()
+
+    assert list(Item.objects.filter(pool__name="orphans").values_list("ingest_run_id", flat=True)) == [None] * 3

@@ -224,3 +224,63 @@ def test_a_failed_image_write_rolls_its_batch_back(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="no space"):
         services.ingest_path(user=None, pool_name="full", path=path)
     assert (Item.objects.count(), Image.objects.count()) == (0, 0)
+
+
+def test_a_stored_file_of_the_right_length_is_kept_and_one_of_another_length_replaced(tmp_path):
+    kept, torn = tmp_path / "images" / "ab" / "kept.png", tmp_path / "images" / "cd" / "torn.png"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"K" * 10)
+    inode = kept.stat().st_ino
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(b"half")  # what a writer killed midway leaves
+
+    run_images._store_files([(str(kept), b"k" * 10), (str(torn), b"whole file"),
+                             (str(tmp_path / "images" / "ef" / "new.png"), b"new")])
+
+    assert (kept.read_bytes(), kept.stat().st_ino) == (b"K" * 10, inode)
+    assert torn.read_bytes() == b"whole file"
+    assert (tmp_path / "images" / "ef" / "new.png").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["kept.png", "new.png", "torn.png"]
+
+
+def test_a_write_that_fails_midway_leaves_no_file(tmp_path, monkeypatch):
+    target = tmp_path / "images" / "ab" / "x.png"
+
+    def failing(fd, data):
+        os.write(fd, data[:3])
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(run_images, "_write_all", failing)
+
+    with pytest.raises(OSError, match="no space"):
+        run_images._store_files([(str(target), b"0123456789")])
+    assert list(target.parent.iterdir()) == []
+
+
+def test_stored_files_move_between_the_two_media_layouts(tmp_path, settings):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("lookfirst.pools.migrations.0005_media_one_level")
+    settings.MEDIA_ROOT = tmp_path
+    shas = [hashlib.sha256(bytes([n])).hexdigest() for n in range(3)]
+    for sha in shas:
+        Image.objects.create(sha256=sha, width=1, height=1, format="PNG", size_bytes=3)
+    old = [tmp_path / "images" / sha[:2] / sha[2:4] / f"{sha}.png" for sha in shas]
+    for path in old[:2]:  # the third file is missing
+        path.parent.mkdir(parents=True)
+        path.write_bytes(path.name.encode())
+    (old[1].parent / "unknown.bin").write_bytes(b"?")  # a file no Image names keeps its folder
+
+    migration._move(apps, forward=True)
+
+    new = [tmp_path / image_relative_path(sha, "PNG") for sha in shas]
+    assert [p.exists() for p in old] == [False, False, False]
+    assert [p.read_bytes() if p.exists() else None for p in new] == [new[0].name.encode(), new[1].name.encode(), None]
+    assert (old[0].parent.exists(), old[1].parent.exists()) == (False, True)
+
+    migration._move(apps, forward=False)
+
+    assert [p.read_bytes() if p.exists() else None for p in old] == [old[0].name.encode(), old[1].name.encode(), None]
+    assert [p.exists() for p in new] == [False, False, False]

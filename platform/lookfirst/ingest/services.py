@@ -1,9 +1,9 @@
 """Ingest: read a source in any supported format into a pool, row by row, losing nothing.
 
 Every entry point (CLI, upload, demo) goes through `ingest_run_create` + `ingest_run_execute`.
-Rows are read as a stream and written in batches through a COPY into a temporary table, then
-one INSERT ... ON CONFLICT DO NOTHING: duplicates (same images and question in the pool) are
-counted, not inserted, so running the same file twice adds nothing.
+Rows are read as a stream and written in batches, each with one COPY into pools_item of the rows
+whose content key (images + question) is not in the pool yet: duplicates are counted, not inserted,
+so running the same file twice adds nothing.
 
 A thread reads ahead (parsing rows, reading and hashing image files, building the COPY rows) while
 this one checks new images and writes the batch before; only this one touches the database.
@@ -19,7 +19,8 @@ from queue import Full, Queue
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from psycopg.errors import UniqueViolation
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from lookfirst.runtime.tasks import send_task
@@ -95,9 +96,9 @@ def ingest_run_execute(*, run_id: int, progress: Callable[[IngestRun], None] | N
         run.save()
         rows = read_source(source, run.format, Path(run.images_dir) if run.images_dir else None)
         reader = ImageReader(max_bytes=settings.LOOKFIRST_MAX_IMAGE_BYTES)
+        direct = True
         for batch in _read_ahead(_batches(rows, reader), READ_AHEAD):
-            _write_batch(run, batch, checker)
-            run.save(update_fields=["rows_seen", "skipped", "duplicates", "ingested"])
+            direct = _write_batch(run, batch, checker, direct)
             if progress:
                 progress(run)
     except (UnknownFormatError, UnreadableSourceError) as exc:
@@ -201,7 +202,8 @@ def _admit_row(batch: _Batch, row: SourceRow, reader: ImageReader) -> None:
     batch.admitted.append((row, tokens, _item(row, tokens)))
 
 
-def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker) -> None:
+def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker, direct: bool) -> bool:
+    """Write one batch in one transaction; returns whether the next batch may insert direct."""
     if batch.forget:
         checker.outcomes.clear()
     with connection.cursor() as cursor:
@@ -215,17 +217,23 @@ def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker) -> None:
             items.append(item)
     inserted = 0
     with transaction.atomic(), connection.cursor() as cursor:
+        # A batch's commit need not wait for the disk: the run's last commit (state done) does, and it
+        # flushes every commit before it. A crash in between loses a few batches, not consistency, and
+        # running the ingest again restarts it.
+        cursor.execute("SET LOCAL synchronous_commit TO off")
         checker.record(cursor, new_images)
         if items:
-            inserted = _insert_items(cursor, run, items)
+            inserted, direct = _insert_items(cursor, run, items, direct=direct)
         if batch.errors:
             IngestError.objects.bulk_create([IngestError(run=run, row=e.row, field=e.field, reason=e.reason)
                                              for e in sorted(batch.errors, key=lambda e: e.row)])
+        run.rows_seen += batch.rows
+        run.skipped += len(batch.errors)
+        run.duplicates += len(items) - inserted
+        run.ingested += inserted
+        run.save(update_fields=["rows_seen", "skipped", "duplicates", "ingested"])
         checker.wait_stored()
-    run.rows_seen += batch.rows
-    run.skipped += len(batch.errors)
-    run.duplicates += len(items) - inserted
-    run.ingested += inserted
+    return direct
 
 
 def _image_error(row: SourceRow, tokens: list[Token], checker: ImageChecker) -> RowError | None:
@@ -267,18 +275,49 @@ def _text_array(words: list[str]) -> str:
     return "{" + ",".join(['"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in words]) + "}"
 
 
-def _insert_items(cursor, run: IngestRun, items: list[tuple]) -> int:
-    """Stage the rows, then insert those not in the pool yet; returns how many were inserted."""
+_ITEM_COLUMNS = ("image_shas, question, answer, answer_type, key_words, description, source_row, metadata, "
+                 "content_key")
+
+
+def _insert_items(cursor, run: IngestRun, items: list[tuple], direct: bool = True) -> tuple[int, bool]:
+    """Insert the rows not in the pool yet (by content key; the first of a key wins).
+
+    Returns how many were inserted, and whether the next batch may go direct. Direct is one COPY
+    straight into pools_item, with no check: right for rows new to the pool, which is what a first
+    ingest holds. When a row's key is in the pool already, the unique index refuses the whole COPY;
+    the batch then goes the way that counts duplicates (staged in a temporary table, then INSERT ...
+    ON CONFLICT DO NOTHING), and so does the rest of the run, since a file that repeats a pool's rows
+    mostly repeats many.
+    """
+    if direct:
+        fresh, keys = [], set()
+        for item in items:
+            if item[8] not in keys:
+                keys.add(item[8])
+                fresh.append(item)
+        now = timezone.now().isoformat()
+        constants = (run.source_name, run.pk, False, 1, now, now)
+        pool = (run.pool_id,)
+        try:
+            with transaction.atomic():
+                with cursor.copy(f"COPY pools_item (pool_id, {_ITEM_COLUMNS}, source, ingest_run_id, excluded, "
+                                 "version, created_at, updated_at) FROM STDIN") as copy:
+                    for item in fresh:
+                        copy.write_row(pool + item + constants)
+            return len(fresh), True
+        except (IntegrityError, UniqueViolation):  # COPY is psycopg's own: Django does not wrap its errors
+            pass
+    return _insert_items_staged(cursor, run, items), False
+
+
+def _insert_items_staged(cursor, run: IngestRun, items: list[tuple]) -> int:
     cursor.execute(
         "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (image_shas varchar(64)[], question text, answer text, "
         "answer_type varchar(20), key_words varchar(200)[], description text, source_row integer, "
         "metadata jsonb, content_key varchar(64)) ON COMMIT DELETE ROWS"
     )
     cursor.execute("TRUNCATE ingest_stage")  # an enclosing transaction would otherwise keep earlier batches
-    with cursor.copy(
-        "COPY ingest_stage (image_shas, question, answer, answer_type, key_words, description, source_row, "
-        "metadata, content_key) FROM STDIN"
-    ) as copy:
+    with cursor.copy(f"COPY ingest_stage ({_ITEM_COLUMNS}) FROM STDIN") as copy:
         for item in items:
             copy.write_row(item)
     cursor.execute(

@@ -23,7 +23,7 @@ class Pool(models.Model):
 
 
 class Image(models.Model):
-    """One image file, stored once by content under MEDIA_ROOT/images/ab/cd/<sha256>.<ext>."""
+    """One image file, stored once by content under MEDIA_ROOT/images/ab/<sha256>.<ext>."""
 
     sha256 = models.CharField(max_length=64, primary_key=True)
     width = models.PositiveIntegerField()
@@ -38,7 +38,9 @@ class Image(models.Model):
 
 
 def image_relative_path(sha256: str, fmt: str) -> str:
-    return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}.{fmt.lower()}"
+    """One level of 256 folders, as git does: a second level meant a new folder for most of the first
+    100,000 images, and creating a folder costs more than the file in it."""
+    return f"images/{sha256[:2]}/{sha256}.{fmt.lower()}"
 
 
 class AnswerType(models.TextChoices):
@@ -66,7 +68,8 @@ class BucketSource(models.TextChoices):
 class Item(models.Model):
     """One question about one or more images. Curation excludes items; nothing deletes them."""
 
-    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="items")
+    # No index of its own: item_pool_id (pool, id) and the unique (pool, content_key) lead with it.
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="items", db_index=False)
     image_shas = ArrayField(models.CharField(max_length=64), help_text="images in placeholder order")
     question = models.TextField()
     answer = models.TextField(null=True, blank=True)
@@ -77,7 +80,10 @@ class Item(models.Model):
     source_row = models.PositiveIntegerField()
     metadata = models.JSONField(default=dict, blank=True, help_text="source columns we do not map")
     content_key = models.CharField(max_length=64, help_text="sha256 of images + question: duplicates share it")
-    ingest_run = models.ForeignKey("ingest.IngestRun", null=True, on_delete=models.SET_NULL, related_name="items")
+    # Provenance only, so no constraint in the database: checking it cost a third of an ingest's COPY per
+    # row. Django still sets it to NULL when a run is deleted.
+    ingest_run = models.ForeignKey("ingest.IngestRun", null=True, on_delete=models.SET_NULL, related_name="items",
+                                   db_constraint=False)
     excluded = models.BooleanField(default=False)
     # Current curated state, denormalised from scores and curator actions so browsing stays index-only.
     bucket = models.CharField(max_length=10, choices=Bucket.choices, db_default=Bucket.UNSCORED.value)
