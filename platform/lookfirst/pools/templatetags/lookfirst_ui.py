@@ -90,6 +90,21 @@ def url_with(context, **changes):
 PALETTE = ("#2f5bea", "#d97706", "#1f9d55", "#c0392b", "#7c3aed", "#0e7490")
 
 
+def value_range(low: float, high: float) -> tuple[float, float]:
+    """The y range a line chart shows: from 0 when every value is positive and the lowest is near 0,
+    and a band around a constant, so a flat line sits mid-chart instead of on an axis labelled 1e-05.
+
+    >>> value_range(1e-05, 1.0), value_range(0.6, 0.9), value_range(0.5, 0.5), value_range(0.0, 0.0)
+    ((0.0, 1.0), (0.6, 0.9), (0.0, 1.0), (-1.0, 1.0))
+    """
+    if low >= 0 and low <= 0.2 * high:
+        low = 0.0
+    if high > low:
+        return low, high
+    pad = abs(low) or 1.0
+    return (0.0, 2 * low) if low > 0 else (low - pad, low + pad)
+
+
 @register.simple_tag
 def line_chart(series: dict, width: int = 420, height: int = 160, label: str = ""):
     """Lines of (x, y) points, one per series name, with a legend: reward curves and eval comparisons."""
@@ -98,7 +113,7 @@ def line_chart(series: dict, width: int = 420, height: int = 160, label: str = "
         return format_html('<p class="muted">No points yet.</p>')
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+    y0, y1 = value_range(min(ys), max(ys))
     left, right, top, bottom = 44, width - 8, 8, height - 22
 
     def sx(x):
