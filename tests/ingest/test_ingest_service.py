@@ -225,3 +225,29 @@ def test_deleting_an_ingest_run_keeps_its_items_and_clears_their_run(tmp_path):
     IngestRun.objects.filter(pk=run.pk).delete()
 
     assert list(Item.objects.filter(pool__name="orphans").values_list("ingest_run_id", flat=True)) == [None] * 3
+
+
+def test_an_ingest_inside_a_callers_transaction_leaves_its_commit_setting_alone(tmp_path):
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        run = services.ingest_path(user=None, pool_name="inside", path=format_samples.write_easyr1_sample(tmp_path))
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone() == ("on",)
+    assert run.ingested == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_ingest_in_its_own_transactions_commits_every_batch(tmp_path, monkeypatch):
+    from django.db import connection
+
+    monkeypatch.setattr(services, "BATCH_ROWS", 1)
+    statements = []
+    with connection.execute_wrapper(lambda execute, sql, *args: statements.append(sql) or execute(sql, *args)):
+        run = services.ingest_path(user=None, pool_name="own", path=format_samples.write_easyr1_sample(tmp_path))
+
+    assert statements.count("SET LOCAL synchronous_commit TO off") == 3  # one per batch, none for the run's end
+    assert (run.state, run.rows_seen, run.ingested) == ("done", 3, 3)
+    assert IngestRun.objects.get(pk=run.pk).ingested == 3
+    assert Item.objects.filter(pool__name="own").count() == 3

@@ -216,11 +216,13 @@ def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker, direct: b
         else:
             items.append(item)
     inserted = 0
+    own_transaction = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
-        # A batch's commit need not wait for the disk: the run's last commit (state done) does, and it
-        # flushes every commit before it. A crash in between loses a few batches, not consistency, and
-        # running the ingest again restarts it.
-        cursor.execute("SET LOCAL synchronous_commit TO off")
+        if own_transaction:
+            # A batch's commit need not wait for the disk: the run's last commit (state done) does, and it
+            # flushes every commit before it. A crash in between loses a few batches, not consistency,
+            # and running the ingest again restarts it. A caller's transaction keeps its own setting.
+            cursor.execute("SET LOCAL synchronous_commit TO off")
         checker.record(cursor, new_images)
         if items:
             inserted, direct = _insert_items(cursor, run, items, direct=direct)
