@@ -251,3 +251,34 @@ def test_an_ingest_in_its_own_transactions_commits_every_batch(tmp_path, monkeyp
     assert (run.state, run.rows_seen, run.ingested) == ("done", 3, 3)
     assert IngestRun.objects.get(pk=run.pk).ingested == 3
     assert Item.objects.filter(pool__name="own").count() == 3
+
+
+def test_text_postgresql_cannot_store_is_a_row_error_and_the_rest_of_the_batch_is_ingested(tmp_path):
+    (tmp_path / "a.png").write_bytes(png())
+    ask = lambda question, **extra: {"problem": f"<image>{question}", "answer": "1", "images": ["a.png"], **extra}
+    lines = [
+        json.dumps(ask("fine?")),
+        json.dumps(ask("nul\u0000here?")),
+        json.dumps(ask("long key word?", key_words=["ok", "x" * 201])),
+        json.dumps(ask("nul answer?", answer="a\u0000b")),
+        '{"problem": "<image>lone \\ud800 surrogate?", "answer": "1", "images": ["a.png"]}',
+        json.dumps(ask("nul in an extra column?", notes={"by": ["ann", "b\u0000b"]})),
+        json.dumps(ask("fine too?", key_words=["y" * 200])),
+    ]
+    path = tmp_path / "text.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    run = services.ingest_path(user=None, pool_name="text", path=path)
+
+    errors = [(e.row, e.field, e.reason) for e in IngestError.objects.filter(run=run).order_by("row")]
+    nul = "text contains a NUL character, which PostgreSQL cannot store"
+    assert errors == [
+        (2, "question", nul),
+        (3, "key_words[1]", "key word is 201 characters, over the 200-character limit"),
+        (4, "answer", nul),
+        (5, "question", "text contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not valid UTF-8"),
+        (6, "metadata.notes.by[1]", nul),
+    ]
+    assert (run.state, run.ingested, run.skipped) == ("done", 2, 5)
+    assert list(Item.objects.filter(pool__name="text").order_by("source_row").values_list("source_row", "question")) == [
+        (1, "<image>fine?"), (7, "<image>fine too?")]

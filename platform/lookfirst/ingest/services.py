@@ -189,6 +189,10 @@ def _admit_row(batch: _Batch, row: SourceRow, reader: ImageReader) -> None:
     if not row.question.strip():
         batch.errors.append(RowError(row.row, "question", "question is empty"))
         return
+    error = _text_error(row)
+    if error:
+        batch.errors.append(error)
+        return
     if not row.images:
         batch.errors.append(RowError(row.row, "images", "row has no image"))
         return
@@ -236,6 +240,57 @@ def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker, direct: b
         run.save(update_fields=["rows_seen", "skipped", "duplicates", "ingested"])
         checker.wait_stored()
     return direct
+
+
+KEY_WORD_MAX_CHARS = 200  # pools_item.key_words is varchar(200)[]
+
+
+def _text_error(row: SourceRow) -> RowError | None:
+    """Text PostgreSQL cannot store: a NUL character, a lone surrogate (a JSON escape like \\ud800 with
+    no pair, which is not UTF-8), a key word over its column's length. One such row would fail the COPY of
+    its whole batch, so it is reported here, with its field."""
+    fields = [("question", row.question), ("answer", row.answer), ("description", row.description)]
+    fields += [(f"key_words[{i}]", word) for i, word in enumerate(row.key_words)]
+    for field, value in fields:
+        reason = _unstorable(value)
+        if reason:
+            return RowError(row.row, field, reason)
+    for i, word in enumerate(row.key_words):
+        if len(word) > KEY_WORD_MAX_CHARS:
+            return RowError(row.row, f"key_words[{i}]",
+                            f"key word is {len(word):,} characters, over the {KEY_WORD_MAX_CHARS}-character limit")
+    if row.metadata:
+        for field, value in _metadata_texts(row.metadata, "metadata"):
+            reason = _unstorable(value)
+            if reason:
+                return RowError(row.row, field, reason)
+    return None
+
+
+def _unstorable(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if "\x00" in value:
+        return "text contains a NUL character, which PostgreSQL cannot store"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "text contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not valid UTF-8"
+    return None
+
+
+def _metadata_texts(value, path: str) -> Iterator[tuple[str, str]]:
+    """Every key and string in a metadata value, with where it is: metadata.extra.notes[2]."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            key = str(key)
+            yield f"{path}.{key}", key
+            yield from _metadata_texts(inner, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, inner in enumerate(value):
+            yield from _metadata_texts(inner, f"{path}[{i}]")
 
 
 def _image_error(row: SourceRow, tokens: list[Token], checker: ImageChecker) -> RowError | None:
