@@ -264,6 +264,8 @@ def test_text_postgresql_cannot_store_is_a_row_error_and_the_rest_of_the_batch_i
         '{"problem": "<image>lone \\ud800 surrogate?", "answer": "1", "images": ["a.png"]}',
         json.dumps(ask("nul in an extra column?", notes={"by": ["ann", "b\u0000b"]})),
         json.dumps(ask("fine too?", key_words=["y" * 200])),
+        json.dumps(ask(" ".join(f"w{n:07d}" for n in range(25_000)))),  # 225,006 characters with "<image>"
+        json.dumps(ask("long but fine " + "z" * (200_000 - 21))),
     ]
     path = tmp_path / "text.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -278,7 +280,9 @@ def test_text_postgresql_cannot_store_is_a_row_error_and_the_rest_of_the_batch_i
         (4, "answer", nul),
         (5, "question", "text contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not valid UTF-8"),
         (6, "metadata.notes.by[1]", nul),
+        (8, "question", "question is 225,006 characters, over the 200,000-character limit"),
     ]
-    assert (run.state, run.ingested, run.skipped) == ("done", 2, 5)
-    assert list(Item.objects.filter(pool__name="text").order_by("source_row").values_list("source_row", "question")) == [
-        (1, "<image>fine?"), (7, "<image>fine too?")]
+    assert (run.state, run.ingested, run.skipped) == ("done", 3, 6)
+    assert list(Item.objects.filter(pool__name="text").order_by("source_row").values_list("source_row", flat=True)) == [
+        1, 7, 9]
+    assert len(Item.objects.get(pool__name="text", source_row=9).question) == 200_000

@@ -243,18 +243,23 @@ def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker, direct: b
 
 
 KEY_WORD_MAX_CHARS = 200  # pools_item.key_words is varchar(200)[]
+# The full-text index's tsvector holds at most 1 MB; at most 4 bytes of it per question character.
+QUESTION_MAX_CHARS = 200_000
 
 
 def _text_error(row: SourceRow) -> RowError | None:
     """Text PostgreSQL cannot store: a NUL character, a lone surrogate (a JSON escape like \\ud800 with
-    no pair, which is not UTF-8), a key word over its column's length. One such row would fail the COPY of
-    its whole batch, so it is reported here, with its field."""
+    no pair, which is not UTF-8), a key word over its column's length, a question too long to index. One
+    such row would fail the COPY of its whole batch, so it is reported here, with its field."""
     fields = [("question", row.question), ("answer", row.answer), ("description", row.description)]
     fields += [(f"key_words[{i}]", word) for i, word in enumerate(row.key_words)]
     for field, value in fields:
         reason = _unstorable(value)
         if reason:
             return RowError(row.row, field, reason)
+    if len(row.question) > QUESTION_MAX_CHARS:
+        return RowError(row.row, "question",
+                        f"question is {len(row.question):,} characters, over the {QUESTION_MAX_CHARS:,}-character limit")
     for i, word in enumerate(row.key_words):
         if len(word) > KEY_WORD_MAX_CHARS:
             return RowError(row.row, f"key_words[{i}]",
