@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 
 from lookfirst.ingest import run_images, services
 from lookfirst.ingest.models import IngestError
+from lookfirst.ingest.readers import ImageRef
 from lookfirst.pools.models import Image, Item, image_relative_path
 from tests.ingest.test_ingest_service import _mixed_file
 
@@ -49,15 +50,15 @@ def decodes(monkeypatch):
 
 @pytest.fixture
 def reads(monkeypatch):
-    """Every image file opened by the run."""
+    """The path of every image file whose bytes the run read."""
     opened: list[str] = []
-    real_open = open
+    real_read = run_images._read
 
-    def counting(path, *args, **kwargs):
-        opened.append(str(path))
-        return real_open(path, *args, **kwargs)
+    def counting(fd, size):
+        opened.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_read(fd, size)
 
-    monkeypatch.setattr(run_images, "open", counting, raising=False)
+    monkeypatch.setattr(run_images, "_read", counting)
     return opened
 
 
@@ -284,3 +285,18 @@ def test_stored_files_move_between_the_two_media_layouts(tmp_path, settings):
 
     assert [p.read_bytes() if p.exists() else None for p in old] == [old[0].name.encode(), old[1].name.encode(), None]
     assert [p.exists() for p in new] == [False, False, False]
+
+
+def test_a_fifo_or_a_folder_named_as_an_image_is_refused_without_hanging(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "dir.png").mkdir()
+    reader = run_images.ImageReader(max_bytes=1000)
+    pending: dict[str, bytes] = {}
+
+    outcomes = [reader.admit(ImageRef(data=None, path=tmp_path / name, name=name), pending)
+                for name in ("pipe.png", "dir.png", "gone.png")]
+
+    assert [str(o) for o in outcomes] == [f"image is not a regular file: {tmp_path / 'pipe.png'}",
+                                          f"image is not a regular file: {tmp_path / 'dir.png'}",
+                                          f"image file not found: {tmp_path / 'gone.png'}"]
+    assert pending == {} and reader.by_identity == {}

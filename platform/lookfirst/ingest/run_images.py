@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -46,21 +47,29 @@ class ImageReader:
         return token
 
     def _admit_file(self, path: Path | None, pending: dict[str, bytes]) -> Token:
+        """Open first, then fstat: one path lookup per file, and the identity of what was opened."""
         if path is None:
             return ImageRejected("image has neither bytes nor a path")
         try:
-            st = os.stat(path)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # NONBLOCK: a FIFO must not hang the run
         except FileNotFoundError:
             return ImageRejected(f"image file not found: {path}")
-        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        sha = self.by_identity.get(identity)
-        if sha is None:
-            if st.st_size > self.max_bytes:
-                return ImageRejected(f"image is {st.st_size:,} bytes, over the {self.max_bytes:,}-byte limit")
-            with open(path, "rb") as fh:
-                sha = self._admit_bytes(fh.read(), pending)
-            self.by_identity[identity] = sha
-        return sha
+        except OSError as exc:
+            return ImageRejected(f"image file cannot be opened ({exc.strerror}): {path}")
+        try:
+            st = os.fstat(fd)
+            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            sha = self.by_identity.get(identity)
+            if sha is None:
+                if not stat.S_ISREG(st.st_mode):
+                    return ImageRejected(f"image is not a regular file: {path}")
+                if st.st_size > self.max_bytes:
+                    return ImageRejected(f"image is {st.st_size:,} bytes, over the {self.max_bytes:,}-byte limit")
+                sha = self._admit_bytes(_read(fd, st.st_size), pending)
+                self.by_identity[identity] = sha
+            return sha
+        finally:
+            os.close(fd)
 
     def _admit_bytes(self, data: bytes, pending: dict[str, bytes]) -> str:
         sha = hashlib.sha256(data).hexdigest()
@@ -78,6 +87,17 @@ class ImageReader:
         self.by_identity.clear()
         self.seen.clear()
         return True
+
+
+def _read(fd: int, size: int) -> bytes:
+    """The `size` bytes of an open regular file (fewer if it shrank since its fstat)."""
+    data = os.read(fd, size)
+    while len(data) < size:
+        more = os.read(fd, size - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 class ImageChecker:
