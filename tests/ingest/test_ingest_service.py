@@ -286,3 +286,34 @@ def test_text_postgresql_cannot_store_is_a_row_error_and_the_rest_of_the_batch_i
     assert list(Item.objects.filter(pool__name="text").order_by("source_row").values_list("source_row", flat=True)) == [
         1, 7, 9]
     assert len(Item.objects.get(pool__name="text", source_row=9).question) == 200_000
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_values_nested_too_deep_are_row_errors_in_jsonl_and_json_arrays(tmp_path, suffix):
+    (tmp_path / "a.png").write_bytes(png())
+    ask = lambda n, extra="": ('{"problem": "<image>Question %d?", "answer": "1", "images": ["a.png"]%s}' % (n, extra))
+    rows = [ask(1), ask(2, ', "extra": ' + "[" * 5_000 + "]" * 5_000),
+            ask(3, ', "extra": {"a": ' + "[" * 65 + "]" * 65 + "}"), ask(4, ', "extra": ' + "[" * 64 + "]" * 64)]
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("\n".join(rows) + "\n" if suffix == ".jsonl" else "[" + ",".join(rows) + "]")
+
+    run = services.ingest_path(user=None, pool_name=f"deep{suffix[1:]}", path=path)
+
+    deep = "value nests lists or objects more than 64 levels deep"
+    unreadable = "JSON nests lists or objects too deeply to read (the limit is 64 levels)"
+    assert [(e.row, e.field, e.reason) for e in IngestError.objects.filter(run=run).order_by("row")] == [
+        (2, "line", unreadable) if suffix == ".jsonl" else (2, "extra", deep), (3, "extra", deep)]
+    assert (run.state, run.ingested, run.skipped) == ("done", 2, 2)
+    kept = []
+    for _ in range(63):
+        kept = [kept]
+    assert Item.objects.get(ingest_run=run, source_row=4).metadata["extra"] == kept  # 64 levels: at the limit
+
+
+def test_reader_doctests():
+    import doctest
+
+    from lookfirst.ingest.readers import common
+
+    result = doctest.testmod(common)
+    assert (result.attempted >= 5, result.failed) == (True, 0)

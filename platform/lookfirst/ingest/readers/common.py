@@ -561,6 +561,36 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+MAX_NESTING = 64  # no format nests deeper; code that walks a row's values recursively relies on it
+
+
+def too_deep(record: Record) -> str | None:
+    """The first column whose value nests lists or objects more than MAX_NESTING levels deep, else None.
+
+    >>> too_deep({"images": ["a.png"], "extra": {"a": [[1, 2]]}}) is None
+    True
+    >>> too_deep({"question": "q?", "extra": [{"x": 1}, [[]] * 2] + [[[]] * 99]}) is None
+    True
+    >>> deep = []
+    >>> for _ in range(MAX_NESTING):
+    ...     deep = [deep]
+    >>> too_deep({"question": "q?", "extra": deep})
+    'extra'
+    """
+    for column, value in record.items():
+        if not isinstance(value, (dict, list)):
+            continue
+        stack = [(value, 1)]
+        while stack:
+            current, depth = stack.pop()
+            if depth > MAX_NESTING:
+                return column
+            for inner in current.values() if isinstance(current, dict) else current:
+                if isinstance(inner, (dict, list)):
+                    stack.append((inner, depth + 1))
+    return None
+
+
 def jsonl_items(stream: IO[bytes]) -> Iterator[tuple[int, Record] | RowError]:
     for line_no, raw in enumerate(stream, start=1):
         try:
@@ -574,6 +604,10 @@ def jsonl_items(stream: IO[bytes]) -> Iterator[tuple[int, Record] | RowError]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             yield RowError(line_no, "line", f"malformed JSON: {exc.msg} at column {exc.colno}")
+            continue
+        except RecursionError:
+            yield RowError(line_no, "line", f"JSON nests lists or objects too deeply to read (the limit is "
+                                            f"{MAX_NESTING} levels)")
             continue
         if isinstance(value, dict):
             yield line_no, value

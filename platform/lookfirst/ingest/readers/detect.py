@@ -9,6 +9,7 @@ from lookfirst.ingest.readers import easyr1, folder, hf, llamafactory, llava, tr
 from lookfirst.ingest.readers.common import (
     DATA_SUFFIXES,
     FORMATS,
+    MAX_NESTING,
     METADATA_NAMES,
     ImageResolver,
     Record,
@@ -19,6 +20,7 @@ from lookfirst.ingest.readers.common import (
     UnreadableSourceError,
     metadata_file,
     open_records,
+    too_deep,
     unknown_format,
 )
 
@@ -88,6 +90,9 @@ def _rows(items: Iterator[RecordItem], parse: Parser) -> Iterator[SourceRow | Ro
 
 def _parse(item: tuple[int, Record, ImageResolver], parse: Parser) -> SourceRow | RowError:
     row, record, images = item
+    column = too_deep(record)
+    if column is not None:
+        return RowError(row, column, f"value nests lists or objects more than {MAX_NESTING} levels deep")
     try:
         return parse(record, row, images)
     except RowProblem as problem:
