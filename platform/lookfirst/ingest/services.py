@@ -19,11 +19,10 @@ from queue import Full, Queue
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from django.conf import settings
-from psycopg.errors import UniqueViolation
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
-from lookfirst.runtime.tasks import send_task
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.ingest.answers import answer_type_guess
 from lookfirst.ingest.images import ImageRejected
@@ -39,6 +38,7 @@ from lookfirst.ingest.readers import (
 )
 from lookfirst.ingest.run_images import ImageChecker, ImageReader, Token
 from lookfirst.pools.models import Pool
+from lookfirst.runtime.tasks import send_task
 
 BATCH_ROWS = 2000
 BATCH_IMAGE_BYTES = 32 * 1024**2  # new image bytes a batch may hold; it ends early past this
