@@ -109,6 +109,7 @@ def test_a_file_replaced_between_two_ingests_is_checked_again(tmp_path, settings
     assert Image.objects.count() == 2
 
 
+@pytest.mark.django_db(transaction=True)  # the reading thread looks stored images up on its own connection
 def test_an_image_already_stored_is_not_decoded_again_but_its_file_is_restored(tmp_path, settings, decodes):
     (tmp_path / "a.png").write_bytes(png())
     path = write_rows(tmp_path / "rows.jsonl", [ask(1, "a.png")])
@@ -122,6 +123,7 @@ def test_an_image_already_stored_is_not_decoded_again_but_its_file_is_restored(t
     assert stored.read_bytes() == png()
 
 
+@pytest.mark.django_db(transaction=True)  # the reading thread looks stored images up on its own connection
 def test_an_image_already_stored_still_meets_lowered_limits(tmp_path, settings, decodes):
     (tmp_path / "a.png").write_bytes(png(size=(40, 40)))
     path = write_rows(tmp_path / "rows.jsonl", [ask(1, "a.png")])

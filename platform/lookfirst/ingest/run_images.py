@@ -1,11 +1,12 @@
 """The images of one ingest run: each distinct file read once, each distinct content checked and stored once.
 
-Two halves, one per thread. `ImageReader` runs beside the row reader: it reads and hashes each distinct
-file once and hands the bytes of contents new to the run to the batch. `ImageChecker` runs where the
-batch is written: a content whose sha256 is in the Image table was decoded when it was first stored,
-so only the size and pixel limits are applied again to its recorded facts; any other is decoded fully.
-Accepted files are written by a few threads (creating a file is mostly kernel time) and waited for
-before the batch commits, so a committed Image always has its file.
+Both halves run in the reading thread, beside the row reader. `ImageReader` reads and hashes each
+distinct file once and hands the bytes of contents new to the run to the batch. `ImageChecker` settles
+a batch: a content whose sha256 is in the Image table was decoded when it was first stored, so only the
+size and pixel limits are applied again to its recorded facts; any other is decoded fully. Accepted
+files are written by a few threads (creating a file is mostly kernel time) while earlier batches are
+written to the database, and waited for before their batch commits, so a committed Image always has its
+file.
 """
 from __future__ import annotations
 
@@ -106,15 +107,17 @@ class ImageChecker:
         self.media_root = str(media_root)
         self.outcomes: dict[str, ImageFacts | ImageRejected] = {}
         self._writer = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="ingest-store")
-        self._writes: list[Future] = []
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
 
-    def settle(self, cursor, pending: dict[str, bytes]) -> list[ImageFacts]:
-        """Check a batch's new contents and start writing the accepted ones; return those new to the Image table."""
+    def settle(self, cursor, pending: dict[str, bytes]) -> tuple[list[ImageFacts], list[Future]]:
+        """Check a batch's new contents and start writing the accepted ones.
+
+        Returns the contents new to the Image table, and the writes to wait for before they are recorded.
+        """
         if not pending:
-            return []
+            return [], []
         cursor.execute("SELECT sha256, width, height, format, size_bytes FROM pools_image WHERE sha256 = ANY(%s)",
                        [list(pending)])
         known = {row[0]: ImageFacts(*row) for row in cursor.fetchall()}
@@ -132,10 +135,9 @@ class ImageChecker:
                 continue
             self.outcomes[sha] = facts
             files.append((os.path.join(self.media_root, image_relative_path(sha, facts.format)), data))
-        for start in range(STORE_THREADS):
-            if files[start::STORE_THREADS]:
-                self._writes.append(self._writer.submit(_store_files, files[start::STORE_THREADS]))
-        return new
+        writes = [self._writer.submit(_store_files, files[start::STORE_THREADS])
+                  for start in range(STORE_THREADS) if files[start::STORE_THREADS]]
+        return new, writes
 
     def record(self, cursor, new: list[ImageFacts]) -> None:
         """Insert the new images' rows in the caller's transaction; a concurrent run may have added some."""
@@ -148,9 +150,9 @@ class ImageChecker:
                  [f.format for f in new], [f.size_bytes for f in new]],
             )
 
-    def wait_stored(self) -> None:
-        """Block until every accepted file is on disk; raise the first write error."""
-        writes, self._writes = self._writes, []
+    @staticmethod
+    def wait_stored(writes: list[Future]) -> None:
+        """Block until these writes are on disk; raise the first write error."""
         for write in writes:
             write.result()
 

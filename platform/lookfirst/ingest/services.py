@@ -5,14 +5,17 @@ Rows are read as a stream and written in batches, each with one COPY into pools_
 whose content key (images + question) is not in the pool yet: duplicates are counted, not inserted,
 so running the same file twice adds nothing.
 
-A thread reads ahead (parsing rows, reading and hashing image files, building the COPY rows) while
-this one checks new images and writes the batch before; only this one touches the database.
+A thread reads ahead: it parses rows, reads and hashes image files, decode-checks the contents the
+Image table does not hold yet (one query per batch, on its own connection), starts writing their files
+and builds the COPY rows. The calling thread only writes finished batches, one transaction each, so the
+database's work on one batch overlaps the Python work on the next.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Full, Queue
@@ -25,7 +28,7 @@ from psycopg.errors import UniqueViolation
 
 from lookfirst.accounts.roles import Role, check_role
 from lookfirst.ingest.answers import answer_type_guess
-from lookfirst.ingest.images import ImageRejected
+from lookfirst.ingest.images import ImageFacts, ImageRejected
 from lookfirst.ingest.models import IngestError, IngestRun
 from lookfirst.ingest.readers import (
     FORMATS,
@@ -53,7 +56,11 @@ class _Batch:
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
     pending: dict[str, bytes] = field(default_factory=dict)  # contents new to the run, by sha256
-    forget: bool = False  # the run's image caches were emptied before this batch
+    # Once settled: the COPY tuples of the rows whose images all passed, the images new to the Image
+    # table, and the writes of the accepted image files.
+    items: list[tuple] = field(default_factory=list)
+    new_images: list[ImageFacts] = field(default_factory=list)
+    writes: list[Future] = field(default_factory=list)
 
 
 def pool_get_or_create(*, name: str, user=None) -> Pool:
@@ -97,7 +104,7 @@ def ingest_run_execute(*, run_id: int, progress: Callable[[IngestRun], None] | N
         rows = read_source(source, run.format, Path(run.images_dir) if run.images_dir else None)
         reader = ImageReader(max_bytes=settings.LOOKFIRST_MAX_IMAGE_BYTES)
         direct = True
-        for batch in _read_ahead(_batches(rows, reader), READ_AHEAD):
+        for batch in _read_ahead(_batches(rows, reader, checker), READ_AHEAD):
             direct = _write_batch(run, batch, checker, direct)
             if progress:
                 progress(run)
@@ -123,21 +130,45 @@ def ingest_path(*, user, pool_name: str, path: Path, fmt: str = "auto", images_d
     return ingest_run_execute(run_id=run.pk, progress=progress)
 
 
-def _batches(rows: Iterable[SourceRow | RowError], reader: ImageReader) -> Iterator[_Batch]:
-    """Rows with their image files read and hashed; touches no database, so it can run in another thread."""
-    batch = _Batch()
-    for row in rows:
-        batch.rows += 1
-        if isinstance(row, RowError):
-            batch.errors.append(row)
+def _batches(rows: Iterable[SourceRow | RowError], reader: ImageReader, checker: ImageChecker) -> Iterator[_Batch]:
+    """Settled batches: rows read, their images read, checked and being stored, their errors known.
+
+    Meant for the reading thread: its one query (which contents the Image table holds) goes through
+    that thread's own connection, closed when the rows run out.
+    """
+    try:
+        batch = _Batch()
+        for row in rows:
+            batch.rows += 1
+            if isinstance(row, RowError):
+                batch.errors.append(row)
+            else:
+                _admit_row(batch, row, reader)
+            if batch.rows >= BATCH_ROWS or reader.pending_bytes >= BATCH_IMAGE_BYTES:
+                yield _settle(batch, checker)
+                reader.pending_bytes = 0
+                if reader.forget_if_full():
+                    checker.outcomes.clear()
+                batch = _Batch()
+        if batch.rows:
+            yield _settle(batch, checker)
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connection.close()
+
+
+def _settle(batch: _Batch, checker: ImageChecker) -> _Batch:
+    with connection.cursor() as cursor:
+        batch.new_images, batch.writes = checker.settle(cursor, batch.pending)
+    batch.pending = {}
+    for row, tokens, item in batch.admitted:
+        error = _image_error(row, tokens, checker)
+        if error:
+            batch.errors.append(error)
         else:
-            _admit_row(batch, row, reader)
-        if batch.rows >= BATCH_ROWS or reader.pending_bytes >= BATCH_IMAGE_BYTES:
-            yield batch
-            reader.pending_bytes = 0
-            batch = _Batch(forget=reader.forget_if_full())
-    if batch.rows:
-        yield batch
+            batch.items.append(item)
+    batch.admitted = []
+    return batch
 
 
 def _read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
@@ -207,18 +238,8 @@ def _admit_row(batch: _Batch, row: SourceRow, reader: ImageReader) -> None:
 
 
 def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker, direct: bool) -> bool:
-    """Write one batch in one transaction; returns whether the next batch may insert direct."""
-    if batch.forget:
-        checker.outcomes.clear()
-    with connection.cursor() as cursor:
-        new_images = checker.settle(cursor, batch.pending)
-    items = []
-    for row, tokens, item in batch.admitted:
-        error = _image_error(row, tokens, checker)
-        if error:
-            batch.errors.append(error)
-        else:
-            items.append(item)
+    """Write one settled batch in one transaction; returns whether the next batch may insert direct."""
+    items = batch.items
     inserted = 0
     own_transaction = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
@@ -227,7 +248,7 @@ def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker, direct: b
             # flushes every commit before it. A crash in between loses a few batches, not consistency,
             # and running the ingest again restarts it. A caller's transaction keeps its own setting.
             cursor.execute("SET LOCAL synchronous_commit TO off")
-        checker.record(cursor, new_images)
+        checker.record(cursor, batch.new_images)
         if items:
             inserted, direct = _insert_items(cursor, run, items, direct=direct)
         if batch.errors:
@@ -238,7 +259,7 @@ def _write_batch(run: IngestRun, batch: _Batch, checker: ImageChecker, direct: b
         run.duplicates += len(items) - inserted
         run.ingested += inserted
         run.save(update_fields=["rows_seen", "skipped", "duplicates", "ingested"])
-        checker.wait_stored()
+        checker.wait_stored(batch.writes)
     return direct
 
 
