@@ -653,3 +653,46 @@ def test_json_arrays_are_streamed_with_a_bom_numbers_as_python_numbers_and_garba
     (tmp_path / "tail.json").write_text(json.dumps(rows) + " []")
     with pytest.raises(UnreadableSourceError, match=r"^tail.json is not valid JSON after row 3: parse error: trailing garbage"):
         read_source(tmp_path / "tail.json", "easyr1")
+
+
+def _array_file(path: Path, rows: list[str]) -> Path:
+    path.write_text("[" + ",\n".join(rows) + "]")
+    return path
+
+
+def test_a_json_array_nested_deeper_than_a_row_may_is_built_by_us_in_one_pass(tmp_path, monkeypatch):
+    def refused(*args, **kwargs):
+        raise AssertionError("ijson.items would take time growing with the square of the depth")
+
+    monkeypatch.setattr(common.ijson, "items", refused)
+    deep = "[" * 50_000 + "]" * 50_000
+    path = _array_file(tmp_path / "deep.json", [
+        '{"problem": "Q1", "answer": "1", "images": []}',
+        '{"problem": "Q2", "answer": "1", "images": [], "extra": {"a": [1, ' + deep + ', 2]}}',
+        '{"problem": "Q3", "answer": "1", "images": [], "extra": ' + "[" * 64 + "]" * 64 + '}',
+        deep,
+    ])
+
+    got = read_all(path, "easyr1")
+
+    assert got[1] == RowError(2, "extra", "value nests lists or objects more than 64 levels deep")
+    assert got[3] == RowError(4, "row", "value nests lists or objects more than 64 levels deep")
+    kept = []
+    for _ in range(63):
+        kept = [kept]
+    assert [(r.row, r.question, r.metadata) for r in (got[0], got[2])] == [(1, "Q1", {}), (3, "Q3", {"extra": kept})]
+
+
+def test_brackets_inside_strings_take_our_builder_and_give_the_rows_ijson_gives(tmp_path):
+    rows = [{"problem": "[" * 100 + "?", "answer": 2.5, "images": [], "extra": {"a": [1, None, True, "x"], "b": -3}},
+            7, {"problem": "Q2 \u00e9\u4e2d", "answer": "4", "images": [], "n": 1e300, "deep": {"k": [[{"z": []}]]}}]
+    path = tmp_path / "strings.json"
+    path.write_text(json.dumps(rows))
+    assert common._nesting_bound(lambda: path.open("rb")) > 66  # so the rows below come from our builder
+
+    ours = list(common.json_array_items(lambda: path.open("rb")))
+
+    assert ours == [(1, rows[0]), RowError(2, "line", "wrong type: expected a JSON object, got number"), (3, rows[2])]
+    (tmp_path / "cut.json").write_text(json.dumps(rows)[:-30])
+    with pytest.raises(UnreadableSourceError, match=r"^cut.json is not valid JSON after row 2: "):
+        read_source(tmp_path / "cut.json", "easyr1")

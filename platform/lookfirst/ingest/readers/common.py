@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path, PureWindowsPath
-from typing import IO, Any, Callable, Iterable, Iterator, Union
+from typing import IO, Any, Callable, Iterable, Iterator, NamedTuple, Union
 
 import ijson
 import pyarrow as pa
@@ -523,7 +523,7 @@ def json_array_check(open_stream: Callable[[], IO[bytes]], name: str) -> None:
     rows = 0
     with open_stream() as stream:
         try:
-            for _ in ijson.items(_without_bom(stream), "item", use_float=True):
+            for _ in _array_values(open_stream, stream):
                 rows += 1
         except ijson.JSONError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -533,11 +533,101 @@ def json_array_check(open_stream: Callable[[], IO[bytes]], name: str) -> None:
 def json_array_items(open_stream: Callable[[], IO[bytes]]) -> Iterator[tuple[int, Record] | RowError]:
     """The rows of a JSON array checked by `json_array_check`, streamed one at a time."""
     with open_stream() as stream:
-        for index, value in enumerate(ijson.items(_without_bom(stream), "item", use_float=True)):
-            if isinstance(value, dict):
+        for index, value in enumerate(_array_values(open_stream, stream)):
+            if isinstance(value, _TooDeep):
+                yield RowError(index + 1, value.column, f"value nests lists or objects more than {MAX_NESTING} "
+                                                        "levels deep")
+            elif isinstance(value, dict):
                 yield index + 1, value
             else:
                 yield RowError(index + 1, "line", f"wrong type: expected a JSON object, got {type_name(value)}")
+
+
+def _array_values(open_stream: Callable[[], IO[bytes]], stream: IO[bytes]) -> Iterator[Any]:
+    """The array's items: ijson's C builder when no row can nest too deep, else our own (see `_built_items`)."""
+    if _nesting_bound(open_stream) <= MAX_NESTING + 2:  # the array, a row, then its values' levels
+        return ijson.items(_without_bom(stream), "item", use_float=True)
+    return _built_items(_without_bom(stream))
+
+
+def _nesting_bound(open_stream: Callable[[], IO[bytes]], chunk: int = 1 << 20) -> int:
+    """At least the deepest nesting in the file: brackets counted at numpy speed, those inside strings too.
+
+    ijson's builders take time that grows with the square of the nesting depth (each event carries the
+    whole path); a row nested 50,000 deep took 25 s. This pass costs about 2 s a GB.
+    """
+    import numpy as np
+
+    steps = np.zeros(256, dtype=np.int8)
+    steps[[ord("["), ord("{")]], steps[[ord("]"), ord("}")]] = 1, -1
+    depth = peak = 0
+    with open_stream() as stream:
+        while block := stream.read(chunk):
+            levels = np.cumsum(steps[np.frombuffer(block, dtype=np.uint8)], dtype=np.int32)
+            peak, depth = max(peak, depth + int(levels.max())), depth + int(levels[-1])
+    return peak
+
+
+class _TooDeep(NamedTuple):
+    column: str
+
+
+_OPEN = {"start_map": dict, "start_array": list}
+_CLOSE = ("end_map", "end_array")
+
+
+def _built_items(stream: IO[bytes]) -> Iterator[Any]:
+    """The array's items built from ijson's flat events, which carry no path: linear time however deep.
+
+    An item whose values nest more than MAX_NESTING levels comes out as `_TooDeep(column)`, the inside
+    of its too-deep value skipped, never built.
+    """
+    events = ijson.basic_parse(stream, use_float=True)
+    next(events)  # the array's start: the caller has seen "["
+    for event, value in events:
+        if event == "end_array":
+            break
+        yield _built(event, value, events)
+    for _ in events:  # nothing may follow the array: ijson raises on what does
+        pass
+
+
+def _built(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> Any:
+    if event not in _OPEN:
+        return value
+    root = _OPEN[event]()
+    stack, keys = [root], [None]
+    skipping, column = 0, None
+    for event, value in events:
+        if skipping:
+            skipping += 1 if event in _OPEN else -1 if event in _CLOSE else 0
+            continue
+        if event == "map_key":
+            keys[-1] = value
+        elif event in _OPEN:
+            if len(stack) > MAX_NESTING:  # this value would sit MAX_NESTING + 1 levels below the row
+                column = column or (keys[0] if isinstance(root, dict) else "row")
+                skipping = 1
+                continue
+            child = _OPEN[event]()
+            _put(stack[-1], keys[-1], child)
+            stack.append(child)
+            keys.append(None)
+        elif event in _CLOSE:
+            stack.pop()
+            keys.pop()
+            if not stack:
+                return _TooDeep(column) if column else root
+        else:
+            _put(stack[-1], keys[-1], value)
+    raise ijson.IncompleteJSONError("the array ends inside a row")
+
+
+def _put(parent: dict | list, key: str | None, value: Any) -> None:
+    if isinstance(parent, dict):
+        parent[key] = value
+    else:
+        parent.append(value)
 
 
 def _without_bom(stream: IO[bytes]) -> IO[bytes]:
