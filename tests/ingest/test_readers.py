@@ -696,3 +696,16 @@ def test_brackets_inside_strings_take_our_builder_and_give_the_rows_ijson_gives(
     (tmp_path / "cut.json").write_text(json.dumps(rows)[:-30])
     with pytest.raises(UnreadableSourceError, match=r"^cut.json is not valid JSON after row 2: "):
         read_source(tmp_path / "cut.json", "easyr1")
+
+
+def test_a_json_array_file_is_checked_and_its_brackets_counted_once(tmp_path, monkeypatch):
+    calls = []
+    for name in ("json_array_check", "_nesting_bound"):
+        real = getattr(common, name)
+        monkeypatch.setattr(common, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    path = _array_file(tmp_path / "rows.json", ['{"problem": "Q1", "answer": "1", "images": []}'] * 2)
+
+    got = read_all(path, "easyr1")
+
+    assert [(r.row, r.question) for r in got] == [(1, "Q1"), (2, "Q1")]
+    assert calls == ["json_array_check", "_nesting_bound"]

@@ -436,17 +436,18 @@ def open_records(path: Path, images_dir: Path | None) -> Iterator[RecordItem]:
     for file in files:
         if file.suffix.lower() == ".parquet":
             check_parquet(file)
+    checked: dict[Path, bool] = {}  # a JSON array checked here -> whether it may nest too deep
     if len(files) == 1 and _is_json_array(files[0]):
-        json_array_check(lambda: files[0].open("rb"), files[0].name)
-    return _records(files, images_dir)
+        checked[files[0]] = json_array_check(lambda: files[0].open("rb"), files[0].name)
+    return _records(files, images_dir, checked)
 
 
-def _records(files: list[Path], images_dir: Path | None) -> Iterator[RecordItem]:
+def _records(files: list[Path], images_dir: Path | None, checked: dict[Path, bool]) -> Iterator[RecordItem]:
     offset = 0
     for index, file in enumerate(files):
         resolver = FileImages(images_dir or file.parent)
         last = 0
-        items = file_items(file)
+        items = file_items(file, deep=checked.get(file))
         try:
             for item in items:
                 last = item.row if isinstance(item, RowError) else item[0]
@@ -461,14 +462,16 @@ def shift(error: RowError, offset: int) -> RowError:
     return replace(error, row=error.row + offset) if offset else error
 
 
-def file_items(file: Path) -> Iterator[tuple[int, Record] | RowError]:
+def file_items(file: Path, deep: bool | None = None) -> Iterator[tuple[int, Record] | RowError]:
+    """`deep`: what `json_array_check` said of this file, when it was checked already; None otherwise."""
     suffix = file.suffix.lower()
     if suffix == ".parquet":
         yield from parquet_items(file)
         return
     if suffix == ".json" and _is_json_array(file):
-        json_array_check(lambda: file.open("rb"), file.name)
-        yield from json_array_items(lambda: file.open("rb"))
+        if deep is None:
+            deep = json_array_check(lambda: file.open("rb"), file.name)
+        yield from json_array_items(lambda: file.open("rb"), deep=deep)
         return
     with file.open("rb") as stream:
         yield from (csv_items(stream) if suffix == ".csv" else jsonl_items(stream))
@@ -514,26 +517,34 @@ def first_char(stream: IO[bytes]) -> bytes:
     return head[:1]
 
 
-def json_array_check(open_stream: Callable[[], IO[bytes]], name: str) -> None:
+def json_array_check(open_stream: Callable[[], IO[bytes]], name: str) -> bool:
     """Reject a file that is not one valid JSON array before any row is ingested, without holding it.
 
     A streaming pass (ijson's C parser, one row in memory at a time): a 1 GB LLaVA-style array costs a
     read, not the 5-10 GB that `json.loads` takes. The caller has seen that it starts with "[".
+    Returns whether a row may nest too deep for ijson's builder: `json_array_items` takes that answer.
     """
     rows = 0
+    deep = _nesting_bound(open_stream) > MAX_NESTING + 2  # the array, a row, then its values' levels
     with open_stream() as stream:
         try:
-            for _ in _array_values(open_stream, stream):
+            for _ in _array_values(stream, deep):
                 rows += 1
         except ijson.JSONError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UnreadableSourceError(f"{name} is not valid JSON after row {rows}: {reason}") from None
+    return deep
 
 
-def json_array_items(open_stream: Callable[[], IO[bytes]]) -> Iterator[tuple[int, Record] | RowError]:
-    """The rows of a JSON array checked by `json_array_check`, streamed one at a time."""
+def json_array_items(open_stream: Callable[[], IO[bytes]],
+                     deep: bool | None = None) -> Iterator[tuple[int, Record] | RowError]:
+    """The rows of a JSON array checked by `json_array_check`, streamed one at a time.
+
+    `deep`: what the check returned; None counts the brackets again."""
+    if deep is None:
+        deep = _nesting_bound(open_stream) > MAX_NESTING + 2
     with open_stream() as stream:
-        for index, value in enumerate(_array_values(open_stream, stream)):
+        for index, value in enumerate(_array_values(stream, deep)):
             if isinstance(value, _TooDeep):
                 yield RowError(index + 1, value.column, f"value nests lists or objects more than {MAX_NESTING} "
                                                         "levels deep")
@@ -543,11 +554,11 @@ def json_array_items(open_stream: Callable[[], IO[bytes]]) -> Iterator[tuple[int
                 yield RowError(index + 1, "line", f"wrong type: expected a JSON object, got {type_name(value)}")
 
 
-def _array_values(open_stream: Callable[[], IO[bytes]], stream: IO[bytes]) -> Iterator[Any]:
+def _array_values(stream: IO[bytes], deep: bool) -> Iterator[Any]:
     """The array's items: ijson's C builder when no row can nest too deep, else our own (see `_built_items`)."""
-    if _nesting_bound(open_stream) <= MAX_NESTING + 2:  # the array, a row, then its values' levels
-        return ijson.items(_without_bom(stream), "item", use_float=True)
-    return _built_items(_without_bom(stream))
+    if deep:
+        return _built_items(_without_bom(stream))
+    return ijson.items(_without_bom(stream), "item", use_float=True)
 
 
 def _nesting_bound(open_stream: Callable[[], IO[bytes]], chunk: int = 1 << 20) -> int:
